@@ -1,0 +1,35 @@
+"""Exceptions and warnings raised by napari-omezarr-x.
+
+Every error names the store path (or URL) and what is wrong with it, so that
+napari can show the message to the user as it is.
+"""
+
+from __future__ import annotations
+
+
+class OmeZarrXError(Exception):
+    """Base class of every error raised by this package."""
+
+
+class NotOmeZarrError(OmeZarrXError, ValueError):
+    """The path is not an OME-Zarr store (nothing of ours to open)."""
+
+
+class MetadataError(OmeZarrXError, ValueError):
+    """OME-NGFF metadata is malformed or inconsistent with the arrays."""
+
+
+class StoreAccessError(OmeZarrXError, OSError):
+    """A store could not be reached or read (missing path, HTTP failure, bad zip)."""
+
+
+class StoreExistsError(OmeZarrXError, FileExistsError):
+    """A write would replace something that is not an OME-Zarr store."""
+
+
+class ReadOnlyStoreError(OmeZarrXError, PermissionError):
+    """A write was asked of a store that cannot be written (remote, zipped, read-only)."""
+
+
+class NgffComplianceWarning(UserWarning):
+    """Data that can be read but does not follow the OME-NGFF specification."""

@@ -1,0 +1,44 @@
+"""Fixtures shared by the whole suite: where the shared corpus lives, and a
+napari settings file of the test session's own (never the user's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# napari reads its settings at import: point it at a throwaway file first.
+os.environ.setdefault("NAPARI_CONFIG", str(Path(tempfile.mkdtemp()) / "napari-settings.yaml"))
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CORPUS = SHARED / "corpus"
+CONFORMANCE = SHARED / "conformance"
+
+
+def _manifest() -> list[dict]:
+    path = CORPUS / "manifest.json"
+    if not path.exists():
+        return []
+    return json.loads(path.read_text())["datasets"]
+
+
+CORPUS_DATASETS = _manifest()
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """The shared corpus of OME-Zarr stores written by other tools."""
+    if not CORPUS.is_dir():
+        pytest.skip("../shared/corpus is not present")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def conformance_dir() -> Path:
+    """The OME-NGFF specification's own valid/invalid metadata cases."""
+    if not CONFORMANCE.is_dir():
+        pytest.skip("../shared/conformance is not present")
+    return CONFORMANCE
