@@ -1,0 +1,605 @@
+"""Validate an OME-Zarr store against the OME-NGFF specification (0.1 to 0.6-dev).
+
+Each group's metadata is checked against the official JSON schemas of the version it
+declares (the ngff-zarr package ships them), plus the rules a schema cannot express. The
+hierarchy check then follows the metadata to the groups and arrays it names: they must
+exist, match the axes, shrink level by level, and label arrays must hold integers.
+
+Documents are read as raw JSON by key (through fsspec: folders, zips, http URLs), so a
+broken document is reported where it is instead of stopping the whole check.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.validators import Draft202012Validator, validator_for
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from .errors import StoreAccessError
+
+logger = logging.getLogger(__name__)
+
+_INTEGER_DTYPES = {f"{s}int{b}" for s in ("", "u") for b in (8, 16, 32, 64)}
+_OME_KEYS = ("multiscales", "image-label", "plate", "well", "bioformats2raw.layout", "series")
+_MAX_MESSAGE = 240
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One finding: where it is (store key, then JSON path inside it) and what is wrong."""
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
+@dataclass
+class ValidationReport:
+    """The verdict on one store: valid when no error was found."""
+
+    path: str
+    version: str | None = None
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as the JSON object `validate --json` prints."""
+        return {
+            "valid": self.valid,
+            "version": self.version,
+            "errors": [{"location": i.location, "message": i.message} for i in self.errors],
+            "warnings": [{"location": i.location, "message": i.message} for i in self.warnings],
+        }
+
+
+@dataclass
+class _Node:
+    """A group or array as its metadata documents describe it."""
+
+    path: str
+    key: str  # the document holding the attributes (zarr.json or .zattrs)
+    zarr_format: int
+    node_type: str
+    attrs: dict[str, Any]
+    meta: dict[str, Any]  # zarr.json or .zarray content (shape, dtype, ...)
+
+    @property
+    def pointer(self) -> str:
+        """JSON path prefix of the attributes inside `key`."""
+        return "$.attributes" if self.zarr_format == 3 else "$"
+
+
+def open_mapper(path: str) -> fsspec.FSMap:
+    """A read-only key -> bytes view of a local folder, a .zip file or an http(s) URL."""
+    if re.match(r"^https?://", path):
+        return fsspec.get_mapper(path.rstrip("/"))
+    local = Path(path)
+    if not local.exists():
+        raise StoreAccessError(f"{path}: no such file or directory")
+    if local.is_file():
+        if local.suffix.lower() != ".zip":
+            raise StoreAccessError(f"{path}: not a folder, a .zip file or an http(s) URL")
+        try:
+            return fsspec.filesystem("zip", fo=str(local)).get_mapper("")
+        except Exception as exc:
+            raise StoreAccessError(f"{path}: cannot open zip file ({exc})") from exc
+    return fsspec.get_mapper(str(local))
+
+
+def validate_store(
+    path: str, *, strict: bool = False, metadata_only: bool = False
+) -> ValidationReport:
+    """Validate the OME-Zarr store at `path` (folder, zip or URL).
+
+    `strict` also applies the specification's recommendations (its strict schemas);
+    `metadata_only` checks the metadata documents only, not the arrays they name.
+    Raises StoreAccessError when `path` cannot be read as a zarr store at all.
+    """
+    mapper = open_mapper(path)
+    checker = _Checker(mapper, path, strict=strict, metadata_only=metadata_only)
+    try:
+        root = checker.node("")
+    except OSError as exc:
+        raise StoreAccessError(f"{path}: cannot read store ({exc})") from exc
+    if root is None and not checker.report.errors:
+        raise StoreAccessError(f"{path}: no zarr metadata (zarr.json, .zattrs or .zgroup) found")
+    if root is not None:
+        checker.check_root(root)
+    return checker.report
+
+
+class _Checker:
+    """Walks a store from its root and fills a ValidationReport."""
+
+    def __init__(self, mapper: fsspec.FSMap, path: str, *, strict: bool, metadata_only: bool):
+        self.mapper = mapper
+        self.strict = strict
+        self.metadata_only = metadata_only
+        self.report = ValidationReport(path=path)
+        self._seen: set[str] = set()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def error(self, location: str, message: str) -> None:
+        self.report.errors.append(Issue(location, message))
+
+    def warn(self, location: str, message: str) -> None:
+        self.report.warnings.append(Issue(location, message))
+
+    def _json(self, key: str) -> dict[str, Any] | None:
+        try:
+            raw = self.mapper[key]
+        except KeyError:
+            return None
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.error(key, f"not valid JSON ({exc})")
+            return None
+        if not isinstance(doc, dict):
+            self.error(key, f"expected a JSON object, got {type(doc).__name__}")
+            return None
+        return doc
+
+    def node(self, path: str) -> _Node | None:
+        """The group or array at `path`, or None when it does not exist (or is unreadable)."""
+        prefix = f"{path}/" if path else ""
+        v3 = self._json(f"{prefix}zarr.json")
+        if v3 is not None:
+            attrs = v3.get("attributes", {})
+            if not isinstance(attrs, dict):
+                self.error(f"{prefix}zarr.json", "'attributes' is not a JSON object")
+                attrs = {}
+            node_type = str(v3.get("node_type", "group"))
+            return _Node(path, f"{prefix}zarr.json", 3, node_type, attrs, v3)
+        array = self._json(f"{prefix}.zarray")
+        group = self._json(f"{prefix}.zgroup")
+        attrs = self._json(f"{prefix}.zattrs")
+        if array is None and group is None and attrs is None:
+            return None
+        node_type = "array" if array is not None else "group"
+        return _Node(path, f"{prefix}.zattrs", 2, node_type, attrs or {}, array or group or {})
+
+    # -- dispatch -----------------------------------------------------------------------
+
+    def check_root(self, root: _Node) -> None:
+        version, namespace = _declared(root)
+        self.report.version = version
+        if not any(k in namespace for k in _OME_KEYS):
+            self.error(root.key, f"no OME-NGFF metadata: none of {', '.join(_OME_KEYS)}")
+            return
+        self.check_group(root, parent_version=None)
+
+    def check_group(
+        self, node: _Node, parent_version: str | None, *, is_label: bool = False
+    ) -> None:
+        """Check one OME group's metadata, then the groups and arrays it names."""
+        if node.path in self._seen:
+            return
+        self._seen.add(node.path)
+        version, namespace = _declared(node)
+        if self.report.version is None:
+            self.report.version = version
+        schema_version = self._schema_version(node, version, parent_version, namespace)
+        if schema_version is None:
+            return
+        if version is not None and parent_version is not None and version != parent_version:
+            self.warn(node.key, f"declares version {version} inside a {parent_version} store")
+        models = _models(namespace)
+        attrs = _normalised(node.attrs, schema_version)
+        for model in models:
+            for issue in _schema_issues(attrs, schema_version, model, self.strict, node):
+                self.report.errors.append(issue)
+        checked = version or schema_version
+        if "multiscales" in namespace:
+            is_label = is_label or "image-label" in namespace
+            self.check_image(node, namespace, checked, is_label=is_label)
+        elif "image-label" in namespace and not self.metadata_only:
+            self.error(node.key, "'image-label' group has no 'multiscales' image")
+        if "plate" in namespace:
+            self.check_plate(node, namespace["plate"], checked)
+        if "well" in namespace:
+            self.check_well(node, namespace["well"], checked)
+        if "bioformats2raw.layout" in namespace:
+            self.check_bf2raw(node, checked)
+
+    def _schema_version(
+        self, node: _Node, version: str | None, parent: str | None, namespace: dict[str, Any]
+    ) -> str | None:
+        """The bundled schema tree to judge `node` with (None after reporting why not)."""
+        if version is None:
+            guess = parent or ("0.5" if node.zarr_format == 3 else "0.4")
+            if node.zarr_format == 3 or "bioformats2raw.layout" not in namespace:
+                self.warn(node.key, f"no OME-NGFF version declared; checked as {guess}")
+            return guess
+        match = re.match(r"^(\d+)\.(\d+)", version)
+        base = f"{match[1]}.{match[2]}" if match else None
+        if base not in _bundled_versions():
+            known = ", ".join(sorted(_bundled_versions()))
+            self.error(node.key, f"unknown OME-NGFF version {version!r} (known: {known})")
+            return None
+        if version != base and not _is_prerelease(version, base):
+            self.warn(node.key, f"version {version!r} is not a released version; checked as {base}")
+        return base
+
+    # -- images and labels --------------------------------------------------------------
+
+    def check_image(
+        self, node: _Node, namespace: dict[str, Any], version: str, *, is_label: bool
+    ) -> None:
+        multiscales = namespace.get("multiscales")
+        if not isinstance(multiscales, list):
+            return
+        for m, multiscale in enumerate(multiscales):
+            if isinstance(multiscale, dict):
+                where = f"{node.key}#{_pointer(node, namespace)}.multiscales[{m}]"
+                self._check_multiscale(node, multiscale, version, where, is_label)
+        self.check_labels_group(node, version)
+
+    def _check_multiscale(
+        self, node: _Node, ms: dict[str, Any], version: str, where: str, is_label: bool
+    ) -> None:
+        axes = _axis_names(ms, version)
+        if axes is not None:
+            duplicates = sorted({a for a in axes if axes.count(a) > 1})
+            if duplicates:
+                self.error(f"{where}.axes", f"axis names repeat: {duplicates}")
+        datasets = [d for d in ms.get("datasets", []) or [] if isinstance(d, dict)]
+        paths = [d.get("path") for d in datasets]
+        for j, p in enumerate(paths):
+            if p is not None and p in paths[:j]:
+                self.error(f"{where}.datasets[{j}].path", f"path {p!r} is listed twice")
+        ndim = len(axes) if axes is not None else None
+        for j, ds in enumerate(datasets):
+            for length, what in _vector_lengths(ds):
+                if ndim is not None and length != ndim:
+                    loc = f"{where}.datasets[{j}].coordinateTransformations"
+                    self.warn(loc, f"{what} has {length} values for {ndim} axes")
+        if self.metadata_only:
+            return
+        previous: tuple[int, ...] | None = None
+        for j, ds in enumerate(datasets):
+            path = ds.get("path")
+            if not isinstance(path, str):
+                continue
+            loc = f"{where}.datasets[{j}]"
+            shape = self._check_level(node, path, loc, ndim, ds, is_label)
+            if shape is not None and previous is not None and len(shape) == len(previous):
+                grown = [i for i, (a, b) in enumerate(zip(shape, previous, strict=True)) if a > b]
+                if grown:
+                    self.error(
+                        loc,
+                        f"level {path!r} {list(shape)} is larger than the level "
+                        f"before it {list(previous)} along axes {grown}",
+                    )
+            previous = shape if shape is not None else previous
+
+    def _check_level(
+        self,
+        node: _Node,
+        path: str,
+        where: str,
+        ndim: int | None,
+        ds: dict[str, Any],
+        is_label: bool,
+    ) -> tuple[int, ...] | None:
+        """Check the array of one dataset; its shape, or None when it is missing."""
+        key = _join(node.path, path)
+        array = self.node(key)
+        if array is None or array.node_type != "array":
+            what = "is a group, not an array" if array is not None else "does not exist"
+            self.error(key or "/", f"array named by {where}.path {what}")
+            return None
+        shape = tuple(int(s) for s in array.meta.get("shape", []))
+        if ndim is not None and len(shape) != ndim:
+            self.error(array.key, f"array has {len(shape)} dimensions but the axes name {ndim}")
+        for length, what in _vector_lengths(ds):
+            if length != len(shape):
+                self.error(where, f"{what} has {length} values for a {len(shape)}-d array")
+        if is_label:
+            dtype = _dtype_name(array)
+            if dtype not in _INTEGER_DTYPES:
+                self.error(array.key, f"label array has dtype {dtype}; labels must be integers")
+        return shape
+
+    def check_labels_group(self, image: _Node, version: str) -> None:
+        labels_node = self.node(_join(image.path, "labels"))
+        if labels_node is None or labels_node.node_type != "group":
+            return
+        _, namespace = _declared(labels_node)
+        names = namespace.get("labels")
+        where = f"{labels_node.key}#{_pointer(labels_node, namespace)}.labels"
+        if names is None:
+            self.warn(labels_node.key, "'labels' group does not list its label images")
+            return
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            self.error(where, "expected a list of label image paths")
+            return
+        for name in names:
+            where_name = f"{where} entry {name!r}"
+            self._check_child(labels_node, name, where_name, version, "multiscales", label=True)
+
+    # -- plates, wells, bioformats2raw --------------------------------------------------
+
+    def check_plate(self, node: _Node, plate: Any, version: str) -> None:
+        if not isinstance(plate, dict):
+            return
+        where = f"{node.key}#{_pointer(node, _declared(node)[1])}.plate"
+        rows = [r.get("name") for r in plate.get("rows", []) or [] if isinstance(r, dict)]
+        cols = [c.get("name") for c in plate.get("columns", []) or [] if isinstance(c, dict)]
+        for w, well in enumerate(plate.get("wells", []) or []):
+            if not isinstance(well, dict) or not isinstance(well.get("path"), str):
+                continue
+            loc = f"{where}.wells[{w}]"
+            self._check_well_position(well, rows, cols, loc, version)
+            self._check_child(node, well["path"], loc, version, "well")
+
+    def _check_well_position(
+        self, well: dict[str, Any], rows: list[Any], cols: list[Any], where: str, version: str
+    ) -> None:
+        r, c = well.get("rowIndex"), well.get("columnIndex")
+        if not (isinstance(r, int) and isinstance(c, int)):
+            return
+        if not (0 <= r < len(rows) and 0 <= c < len(cols)):
+            self.error(
+                where,
+                f"rowIndex {r} / columnIndex {c} outside the plate's "
+                f"{len(rows)} rows and {len(cols)} columns",
+            )
+            return
+        expected = f"{rows[r]}/{cols[c]}"
+        if well["path"] != expected:
+            message = f"path {well['path']!r} should be '<row>/<column>' = {expected!r}"
+            # The 0.5 suite rejects this; the 0.4 and 0.6-dev suites accept it.
+            (self.error if version == "0.5" else self.warn)(f"{where}.path", message)
+
+    def check_well(self, node: _Node, well: Any, version: str) -> None:
+        if not isinstance(well, dict):
+            return
+        where = f"{node.key}#{_pointer(node, _declared(node)[1])}.well.images"
+        for i, image in enumerate(well.get("images", []) or []):
+            if isinstance(image, dict) and isinstance(image.get("path"), str):
+                self._check_child(node, image["path"], f"{where}[{i}]", version, "multiscales")
+
+    def check_bf2raw(self, node: _Node, version: str) -> None:
+        """bioformats2raw layout: series listed in OME/, else groups 0, 1, 2, ..."""
+        ome = self.node(_join(node.path, "OME"))
+        series = _declared(ome)[1].get("series") if ome is not None else None
+        if isinstance(series, list):
+            for name in series:
+                if isinstance(name, str):
+                    self._check_child(node, name, "OME series", version, "multiscales")
+            return
+        index = 0
+        while (child := self.node(_join(node.path, str(index)))) is not None:
+            self.check_group(child, version)
+            index += 1
+        if index == 0 and not self.metadata_only:
+            self.error(node.key, "bioformats2raw layout without any image series (0, 1, ...)")
+
+    def _check_child(
+        self,
+        parent: _Node,
+        path: str,
+        where: str,
+        version: str,
+        expected_key: str,
+        *,
+        label: bool = False,
+    ) -> None:
+        """Check the group `path` below `parent` that metadata at `where` names."""
+        key = _join(parent.path, path)
+        child = self.node(key)
+        if child is None or child.node_type != "group":
+            if not self.metadata_only:
+                self.error(key or "/", f"group named by {where} does not exist")
+            return
+        if expected_key not in _declared(child)[1]:
+            self.error(child.key, f"group named by {where} has no {expected_key!r} metadata")
+            return
+        if label and "image-label" not in _declared(child)[1]:
+            # 0.4 says a label image SHOULD have image-label; 0.5 made it a MUST.
+            message = "label image has no 'image-label' metadata"
+            (self.warn if version < "0.5" else self.error)(child.key, message)
+        self.check_group(child, version, is_label=label)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _declared(node: _Node) -> tuple[str | None, dict[str, Any]]:
+    """The version a group declares and the namespace holding its OME keys."""
+    attrs = node.attrs
+    ome = attrs.get("ome")
+    if isinstance(ome, dict):
+        version = ome.get("version")
+        return (str(version) if version is not None else None), ome
+    for key in ("multiscales", "plate", "well", "image-label"):
+        block = attrs.get(key)
+        if key == "multiscales" and isinstance(block, list) and block:
+            block = block[0]
+        if isinstance(block, dict) and block.get("version") is not None:
+            return str(block["version"]), attrs
+    return None, attrs
+
+
+def _models(namespace: dict[str, Any]) -> list[str]:
+    """Which schemas (image, label, plate, ...) apply to a group's metadata."""
+    models = []
+    if "multiscales" in namespace:
+        models.append("image")
+    if "image-label" in namespace:
+        models.append("label")
+    if "plate" in namespace:
+        models.append("plate")
+    if "well" in namespace:
+        models.append("well")
+    if "bioformats2raw.layout" in namespace:
+        models.append("bf2raw")
+    if "series" in namespace:
+        models.append("ome")
+    return models
+
+
+def _pointer(node: _Node, namespace: dict[str, Any]) -> str:
+    return f"{node.pointer}.ome" if namespace is not node.attrs else node.pointer
+
+
+def _join(base: str, path: str) -> str:
+    return "/".join(p for p in (base.strip("/"), path.strip("/")) if p)
+
+
+def _axis_names(ms: dict[str, Any], version: str) -> list[str] | None:
+    """Names of a multiscale's axes; 0.1/0.2 imply t, c, z, y, x; 0.6 uses coordinateSystems."""
+    axes = ms.get("axes")
+    if axes is None and version.startswith("0.6"):
+        systems = ms.get("coordinateSystems")
+        if isinstance(systems, list) and systems and isinstance(systems[0], dict):
+            axes = systems[0].get("axes")
+    if axes is None:
+        return ["t", "c", "z", "y", "x"] if version in ("0.1", "0.2") else None
+    if not isinstance(axes, list):
+        return None
+    return [str(a.get("name") if isinstance(a, dict) else a) for a in axes]
+
+
+def _vector_lengths(ds: dict[str, Any]) -> list[tuple[int, str]]:
+    """Lengths of the scale / translation vectors of a dataset's transformations."""
+    found = []
+    transforms = ds.get("coordinateTransformations")
+    if not isinstance(transforms, list):
+        return found
+    for t in transforms:
+        if not isinstance(t, dict):
+            continue
+        nested = t.get("transformations") if t.get("type") == "sequence" else [t]
+        for step in nested if isinstance(nested, list) else []:
+            for key in ("scale", "translation"):
+                if isinstance(step, dict) and isinstance(step.get(key), list):
+                    found.append((len(step[key]), key))
+    return found
+
+
+def _dtype_name(array: _Node) -> str:
+    """The array's data type as a zarr v3 name (uint8, float32, ...)."""
+    if array.zarr_format == 3:
+        return str(array.meta.get("data_type"))
+    import numpy as np
+
+    try:
+        return np.dtype(array.meta.get("dtype")).name
+    except TypeError:
+        return str(array.meta.get("dtype"))
+
+
+def _is_prerelease(version: str, base: str) -> bool:
+    """0.6rc0, 0.6.dev1, 0.6-dev: development versions of `base`."""
+    return bool(re.fullmatch(re.escape(base) + r"[.-]?(rc\d*|dev\d*|a\d+|b\d+)", version))
+
+
+def _normalised(attrs: dict[str, Any], version: str) -> dict[str, Any]:
+    """Attributes in the form the bundled schemas expect.
+
+    The 0.6 drafts first named a transformation's input and output by plain strings
+    (a dataset path, a coordinate system name); the bundled 0.6 schemas use objects
+    ({"path": ...} / {"name": ...}). Both forms are accepted by rewriting the first.
+    """
+    if version != "0.6":
+        return attrs
+    ome = attrs.get("ome")
+    if not isinstance(ome, dict) or not isinstance(ome.get("multiscales"), list):
+        return attrs
+    copy = json.loads(json.dumps(attrs))
+    for ms in copy["ome"]["multiscales"]:
+        if not isinstance(ms, dict):
+            continue
+        for ds in ms.get("datasets", []) if isinstance(ms.get("datasets"), list) else []:
+            if isinstance(ds, dict):
+                _objectify(ds.get("coordinateTransformations"), "path")
+        _objectify(ms.get("coordinateTransformations"), "name")
+    return copy
+
+
+def _objectify(transforms: Any, input_key: str) -> None:
+    if not isinstance(transforms, list):
+        return
+    for t in transforms:
+        if not isinstance(t, dict):
+            continue
+        if isinstance(t.get("input"), str):
+            t["input"] = {input_key: t["input"]}
+        if isinstance(t.get("output"), str):
+            t["output"] = {"name": t["output"]}
+
+
+@cache
+def _bundled_versions() -> frozenset[str]:
+    """Versions whose official JSON schemas the ngff-zarr package ships."""
+    spec = files("ngff_zarr") / "spec"
+    return frozenset(p.name for p in spec.iterdir() if (p / "schemas").is_dir())
+
+
+@cache
+def _schemas(version: str) -> tuple[dict[str, dict[str, Any]], Registry]:
+    """All schemas of one version by file stem, and a registry resolving their $refs."""
+    folder = files("ngff_zarr") / "spec" / version / "schemas"
+    schemas: dict[str, dict[str, Any]] = {}
+    resources = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".schema"):
+            contents = json.loads(entry.read_text())
+            schemas[entry.name.removesuffix(".schema")] = contents
+            uri = contents.get("$id", f"https://ngff.openmicroscopy.org/{version}/{entry.name}")
+            resource = Resource.from_contents(contents, default_specification=DRAFT202012)
+            resources.append((uri, resource))
+    return schemas, Registry().with_resources(resources)
+
+
+def _schema_issues(
+    attrs: dict[str, Any], version: str, model: str, strict: bool, node: _Node
+) -> list[Issue]:
+    """Errors of `attrs` against the (strict) `model` schema of `version`."""
+    schemas, registry = _schemas(version)
+    schema = schemas.get(f"strict_{model}") if strict else None
+    schema = schema or schemas.get(model)
+    if schema is None:
+        logger.debug("no %s schema for NGFF %s; %s not schema-checked", model, version, node.key)
+        return []
+    cls = validator_for(schema, default=Draft202012Validator)
+    validator = cls(schema, registry=registry)
+    issues = []
+    for err in sorted(validator.iter_errors(attrs), key=lambda e: list(e.absolute_path)):
+        prefix = "$.attributes" if node.zarr_format == 3 else "$"
+        location = f"{node.key}#{prefix}{err.json_path[1:]}"
+        issues.append(Issue(location, _describe(err, model, version)))
+    return issues
+
+
+def _describe(err: ValidationError, model: str, version: str) -> str:
+    """A short message for a schema error, with the most specific cause of a oneOf/anyOf."""
+    message = _shorten(err.message)
+    if err.context:
+        cause = best_match(err.context)
+        message = f"{message}; closest match failed: {_shorten(cause.message)}"
+    return f"{message} ({model} schema {version})"
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
