@@ -1,0 +1,1 @@
+"""napari adapters: the only modules that import napari, magicgui or qtpy."""

@@ -1,0 +1,437 @@
+"""Turn the reader's `model.Image` objects into napari layer data tuples.
+
+Pure functions (no viewer needed): one image layer per channel, coloured and
+windowed from the `omero` block, one RGB layer for bioformats2raw-style RGB,
+and one labels layer per label image. Every layer carries
+`metadata["omezarr"]` so that the writer and the widget know where it came from.
+
+Pixels are read only when the file lacks what napari needs: contrast limits of
+a channel without a window come from the smallest pyramid level, and labels
+listed in `image-label.colors` make us look up the label values present in
+the smallest level so that unlisted labels keep distinct colours.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import PurePosixPath
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+from napari.utils.colormaps import Colormap, label_colormap
+
+from napari_omezarr_x.errors import NgffComplianceWarning
+from napari_omezarr_x.model import Channel, Image
+
+logger = logging.getLogger(__name__)
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+#: napari's own choice for multichannel images without colours (channel_axis).
+DEFAULT_COLORS_2 = ("magenta", "green")
+DEFAULT_COLORS = ("cyan", "yellow", "magenta", "red", "green", "blue")
+RGB_COLORS = ("FF0000", "00FF00", "0000FF")
+#: Largest smallest-level we read whole to find contrast limits or label values.
+MAX_SAMPLE = 1 << 24
+_STORE_SUFFIXES = (".ome.zarr", ".zarr", ".ozx", ".zip")
+
+
+def layers_for_images(images: list[Image]) -> list[LayerData]:
+    """All layers for what `read_ome_zarr` returned: each image, then its labels."""
+    layers: list[LayerData] = []
+    for image in images:
+        if is_labels(image):
+            layers.append(labels_layer(image))
+            continue
+        layers.extend(image_layers(image))
+        layers.extend(labels_layer(label) for label in image.labels)
+    return layers
+
+
+def is_labels(image: Image) -> bool:
+    """A label image (opened directly or as a child) with integer or boolean pixels."""
+    if image.kind != "labels" and image.label is None:
+        return False
+    dtype = np.dtype(image.levels[0].dtype)
+    if np.issubdtype(dtype, np.integer) or dtype.kind == "b":
+        return True
+    warnings.warn(
+        f"{image.store} {image.path}: label image has {dtype} pixels; shown as an image",
+        NgffComplianceWarning,
+        stacklevel=2,
+    )
+    return False
+
+
+def display_name(image: Image) -> str | None:
+    """The image's own name when it says something ('' and '/' do not)."""
+    name = (image.name or "").strip()
+    return name if name and name != "/" else None
+
+
+def fallback_name(image: Image) -> str:
+    """A name from the store and group path, for images that have none."""
+    base = image.store.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1]
+    for suffix in _STORE_SUFFIXES:
+        if base.lower().endswith(suffix) and len(base) > len(suffix):
+            base = base[: -len(suffix)]
+            break
+    return f"{base}/{image.path}" if image.path else base
+
+
+def omezarr_metadata(
+    image: Image, kind: str, channel_index: int | None = None, channel: Channel | None = None
+) -> dict[str, Any]:
+    """The `metadata["omezarr"]` block shared with the writer and the widget."""
+    return {
+        "store": image.store,
+        "path": image.path,
+        "version": image.version,
+        "channel_index": channel_index,
+        "channel": dict(channel.raw) if channel is not None else None,
+        "image_name": image.name,
+        "kind": kind,
+    }
+
+
+# --- geometry -----------------------------------------------------------------
+
+
+def _spatial_kwargs(image: Image, keep: list[int]) -> dict[str, Any]:
+    """scale, translate, affine, axis_labels and units for the kept axes."""
+    kwargs: dict[str, Any] = {
+        "scale": tuple(float(image.scale[i]) for i in keep),
+        "translate": tuple(float(image.translate[i]) for i in keep),
+        "axis_labels": tuple(image.axes[i].name for i in keep),
+    }
+    units = [napari_unit(image.axes[i].unit, image) for i in keep]
+    if any(u is not None for u in units):
+        kwargs["units"] = tuple(u or "pixel" for u in units)
+    affine = _affine(image, keep)
+    if affine is not None:
+        kwargs["affine"] = affine
+    return kwargs
+
+
+def _affine(image: Image, keep: list[int]) -> np.ndarray | None:
+    """The model's extra affine as a matrix over the layer's axes (None if identity)."""
+    if image.affine is None:
+        return None
+    mat = np.asarray(image.affine, dtype=float)
+    n = len(keep)
+    if mat.shape == (n + 1, n + 1):
+        full = mat
+    else:
+        spatial = [k for k, i in enumerate(keep) if image.axes[i].type == "space"]
+        if mat.shape != (len(spatial) + 1, len(spatial) + 1):
+            warnings.warn(
+                f"{image.store} {image.path}: affine of shape {mat.shape} does not fit "
+                f"{n} axes; ignored",
+                NgffComplianceWarning,
+                stacklevel=3,
+            )
+            return None
+        full = np.eye(n + 1)
+        idx = [*spatial, n]
+        full[np.ix_(idx, idx)] = mat
+    return None if np.allclose(full, np.eye(n + 1)) else full
+
+
+def napari_unit(unit: str | None, image: Image | None = None) -> str | None:
+    """An NGFF unit name as napari (pint) accepts it, or None when unknown."""
+    if not unit:
+        return None
+    from napari.utils.transforms._units import get_units_from_name
+
+    try:
+        return str(get_units_from_name(str(unit)))
+    except Exception:
+        where = f"{image.store} {image.path}: " if image is not None else ""
+        warnings.warn(
+            f"{where}unit {unit!r} is not known to napari; dropped",
+            NgffComplianceWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def _levels(levels: list[da.Array]) -> dict[str, Any]:
+    if len(levels) > 1:
+        return {"data": list(levels), "multiscale": True}
+    return {"data": levels[0], "multiscale": False}
+
+
+# --- images -------------------------------------------------------------------
+
+
+def image_layers(image: Image) -> list[LayerData]:
+    """Image layers for one multiscale image: one per channel, or one RGB layer."""
+    c = image.channel_axis
+    if c is None:
+        return [_single_layer(image)]
+    if is_rgb(image):
+        return [_rgb_layer(image, c)]
+    return _channel_layers(image, c)
+
+
+def _single_layer(image: Image) -> LayerData:
+    keep = list(range(image.ndim))
+    channel = image.channels[0] if len(image.channels) == 1 else None
+    meta = _spatial_kwargs(image, keep)
+    levels = _levels(image.levels)
+    meta["multiscale"] = levels["multiscale"]
+    limits = _limits_from_data(image.levels[-1], None, 1, [] if _window(channel) else [0])
+    meta.update(_channel_style(channel, 0, 1, limits[0]))
+    meta["name"] = display_name(image) or fallback_name(image)
+    index = None if channel is None else 0
+    meta["metadata"] = {"omezarr": omezarr_metadata(image, image.kind, index, channel)}
+    return (levels["data"], meta, "image")
+
+
+def _channel_layers(image: Image, c: int) -> list[LayerData]:
+    n = int(image.levels[0].shape[c])
+    if image.channels and len(image.channels) != n:
+        warnings.warn(
+            f"{image.store} {image.path}: omero lists {len(image.channels)} channels for "
+            f"{n} in the data; extra entries ignored, missing ones get defaults",
+            NgffComplianceWarning,
+            stacklevel=3,
+        )
+    channels = [image.channels[i] if i < len(image.channels) else None for i in range(n)]
+    need = [i for i, ch in enumerate(channels) if _window(ch) is None]
+    limits = _limits_from_data(image.levels[-1], c, n, need)
+    keep = [i for i in range(image.ndim) if i != c]
+    geometry = _spatial_kwargs(image, keep)
+    title = display_name(image)
+    layers = []
+    for i, channel in enumerate(channels):
+        index = (slice(None),) * c + (i,)
+        levels = _levels([level[index] for level in image.levels])
+        meta = dict(geometry)
+        meta["multiscale"] = levels["multiscale"]
+        meta.update(_channel_style(channel, i, n, limits[i]))
+        meta["name"] = _channel_name(image, title, channel, i)
+        meta["metadata"] = {"omezarr": omezarr_metadata(image, image.kind, i, channel)}
+        layers.append((levels["data"], meta, "image"))
+    return layers
+
+
+def _channel_name(image: Image, title: str | None, channel: Channel | None, i: int) -> str:
+    label = channel.label.strip() if channel is not None and channel.label else ""
+    if title:
+        return f"{title}: {label or f'channel {i}'}"
+    return label or f"{fallback_name(image)}: channel {i}"
+
+
+def _window(channel: Channel | None) -> tuple[float, float] | None:
+    if channel is None or channel.start is None or channel.end is None:
+        return None
+    lo, hi = sorted((channel.start, channel.end))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return None
+    return (lo, hi if hi > lo else lo + 1)
+
+
+def contrast_range(channel: Channel | None) -> tuple[float, float] | None:
+    """The slider range a channel's window asks for (window min/max), if any."""
+    window = _window(channel)
+    if window is None or channel is None or channel.min is None or channel.max is None:
+        return None
+    lo, hi = min(channel.min, window[0]), max(channel.max, window[1])
+    return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None
+
+
+def _hex_color(color: str | None) -> str | None:
+    if not color or len(color) != 6:
+        return None
+    return None if color.upper() == "000000" else f"#{color.lower()}"
+
+
+def _default_color(i: int, n: int) -> str:
+    if n == 1:
+        return "gray"
+    cycle = DEFAULT_COLORS_2 if n == 2 else DEFAULT_COLORS
+    return cycle[i % len(cycle)]
+
+
+def _channel_style(
+    channel: Channel | None, i: int, n: int, data_limits: tuple[float, float] | None
+) -> dict[str, Any]:
+    """colormap, contrast limits, visibility and blending of channel i of n."""
+    color = _hex_color(channel.color if channel else None) or _default_color(i, n)
+    style: dict[str, Any] = {
+        "colormap": _colormap(color, channel is not None and channel.inverted),
+        "visible": channel.active if channel is not None else True,
+        "blending": "additive" if n > 1 else "translucent",
+    }
+    limits = _window(channel) or data_limits
+    if limits is not None:
+        style["contrast_limits"] = limits
+    return style
+
+
+def _colormap(color: str, inverted: bool) -> str | Colormap:
+    """A napari colormap from black to `color`, reversed when `inverted`."""
+    if not inverted:
+        return color
+    from napari.utils.colormaps import ensure_colormap
+
+    forward = ensure_colormap(color)
+    return Colormap(
+        colors=np.asarray(forward.colors)[::-1],
+        name=f"{forward.name}_inverted",
+        display_name=f"{forward.name} (inverted)",
+    )
+
+
+def _limits_from_data(
+    smallest: da.Array, c: int | None, n: int, need: list[int] | None = None
+) -> list[tuple[float, float] | None]:
+    """Per-channel (min, max) of the smallest level, for the channels in `need`.
+
+    Reads nothing when no channel needs it; the smallest level is read whole
+    when it is small, else its central plane along the non-YX axes.
+    """
+    need = list(range(n)) if need is None else need
+    out: list[tuple[float, float] | None] = [None] * n
+    if not need:
+        return out
+    if np.dtype(smallest.dtype).kind == "b":
+        return [(0.0, 1.0) if i in need else None for i in range(n)]
+    sample = _sample(smallest, c)
+    reduce_axes = tuple(a for a in range(sample.ndim) if a != c)
+    stats = []
+    for i in need:
+        part = sample if c is None else sample[(slice(None),) * c + (slice(i, i + 1),)]
+        stats.append((da.nanmin(part, axis=reduce_axes), da.nanmax(part, axis=reduce_axes)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        computed = dask.compute(*stats)
+    for i, (lo, hi) in zip(need, computed, strict=True):
+        lo, hi = float(np.ravel(lo)[0]), float(np.ravel(hi)[0])
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            lo, hi = 0.0, 1.0
+        out[i] = (lo, hi if hi > lo else lo + 1)
+    return out
+
+
+def _sample(level: da.Array, c: int | None) -> da.Array:
+    """The whole level when small, else the middle plane of every non-YX, non-channel axis."""
+    if level.size <= MAX_SAMPLE or level.ndim <= 2:
+        return level
+    index = tuple(
+        slice(None) if a == c or a >= level.ndim - 2 else slice(s // 2, s // 2 + 1)
+        for a, s in enumerate(level.shape)
+    )
+    return level[index]
+
+
+# --- RGB ------------------------------------------------------------------------
+
+
+def is_rgb(image: Image) -> bool:
+    """True for 8-bit images stored as bioformats2raw writes RGB(A) photographs.
+
+    The rule: uint8 pixels, a channel axis of 3 or 4 entries, omero colours
+    exactly red, green, blue for the first three channels, every channel active
+    and not inverted, and every window either absent or the full 0..255 range.
+    Anything else (a user changed the rendering) keeps one layer per channel.
+    """
+    c = image.channel_axis
+    if c is None or np.dtype(image.levels[0].dtype) != np.uint8:
+        return False
+    n = int(image.levels[0].shape[c])
+    if n not in (3, 4) or len(image.channels) != n:
+        return False
+    if tuple((ch.color or "").upper() for ch in image.channels[:3]) != RGB_COLORS:
+        return False
+    for ch in image.channels:
+        if not ch.active or ch.inverted:
+            return False
+        if _window(ch) not in (None, (0.0, 255.0)):
+            return False
+    return True
+
+
+def _rgb_layer(image: Image, c: int) -> LayerData:
+    keep = [i for i in range(image.ndim) if i != c]
+    levels = _levels([da.moveaxis(level, c, -1) for level in image.levels])
+    meta = _spatial_kwargs(image, keep)
+    meta.update(rgb=True, multiscale=levels["multiscale"], contrast_limits=(0, 255))
+    meta["name"] = display_name(image) or fallback_name(image)
+    block = omezarr_metadata(image, image.kind)
+    block["rgb"] = True
+    block["channels"] = [dict(ch.raw) for ch in image.channels]
+    meta["metadata"] = {"omezarr": block}
+    return (levels["data"], meta, "image")
+
+
+# --- labels ---------------------------------------------------------------------
+
+
+def label_name(label: Image) -> str:
+    """A label image's name: its key in the `labels` group."""
+    parts = PurePosixPath(label.path).parts
+    if len(parts) >= 2 and parts[-2] == "labels":
+        return parts[-1]
+    return display_name(label) or (parts[-1] if parts else fallback_name(label))
+
+
+def labels_layer(label: Image) -> LayerData:
+    """One (multiscale) labels layer with its colours and properties."""
+    keep = list(range(label.ndim))
+    meta = _spatial_kwargs(label, keep)
+    levels = _levels(label.levels)
+    meta["multiscale"] = levels["multiscale"]
+    meta["name"] = label_name(label)
+    meta["metadata"] = {"omezarr": omezarr_metadata(label, "labels")}
+    info = label.label
+    if info is not None and info.colors:
+        meta["colormap"] = label_colors(info.colors, _label_values(label, info.colors))
+    if info is not None and info.properties:
+        features = label_features(info.properties)
+        if features is not None:
+            meta["features"] = features
+    return (levels["data"], meta, "labels")
+
+
+def label_colors(
+    colors: dict[int, tuple[float, ...]], present: list[int] | None = None
+) -> dict[int | None, Any]:
+    """A direct colour dict: listed colours, napari's cycle for the other labels.
+
+    Labels found in `present` but not listed get the colour napari's default
+    cyclic colormap gives them; the `None` key gives any label we did not see a
+    visible colour rather than leaving it transparent.
+    """
+    cycle = label_colormap(49, 0.5, background_value=0)
+    others = sorted({int(v) for v in present or []} - set(colors) - {0})
+    mapped = cycle.map(np.asarray(others, dtype=np.int64)) if others else []
+    result: dict[int | None, Any] = {0: (0.0, 0.0, 0.0, 0.0)}
+    for value, rgba in [*zip(others, mapped, strict=True), *colors.items()]:
+        result[int(value)] = tuple(float(x) for x in rgba)
+    result[None] = (0.75, 0.75, 0.75, 1.0)
+    return result
+
+
+def _label_values(label: Image, colors: dict[int, Any]) -> list[int]:
+    """Label values present in the smallest level (none if it is too big to read)."""
+    smallest = label.levels[-1]
+    if smallest.size > MAX_SAMPLE:
+        logger.info("%s %s: smallest label level too big to list values", label.store, label.path)
+        return list(colors)
+    return [int(v) for v in np.unique(np.asarray(smallest))]
+
+
+def label_features(properties: list[dict[str, Any]]) -> pd.DataFrame | None:
+    """`image-label.properties` as a napari features table indexed by label value."""
+    rows = [p for p in properties if isinstance(p.get("label-value"), int | float)]
+    if not rows:
+        return None
+    table = pd.DataFrame(rows)
+    table.insert(0, "index", table.pop("label-value").astype(int))
+    return table

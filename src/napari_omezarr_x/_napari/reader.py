@@ -1,0 +1,168 @@
+"""npe2 reader contribution: open OME-Zarr folders, zips and URLs as napari layers.
+
+napari calls `get_reader` for every folder it is asked to open, so it only
+looks at metadata names and returns None quickly for anything that is not
+OME-Zarr. The returned function reads the metadata, builds layer data tuples
+(see layers.py) and raises errors that name the path and the problem.
+
+Two napari integrations live here too:
+- a window's `min`/`max` becomes the contrast slider's range once a layer is
+  added (layer data tuples cannot carry it);
+- the first time the plugin is used, `*.zarr/` folders (and `*.zarr` URLs)
+  are associated with this reader in napari's preferences, unless the user
+  already chose a reader for them, so that dropping a `.zarr` folder opens
+  it directly instead of asking which plugin to use.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from napari_omezarr_x._napari.layers import LayerData, layers_for_images
+from napari_omezarr_x.errors import NotOmeZarrError, OmeZarrXError
+from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
+
+logger = logging.getLogger(__name__)
+
+PLUGIN_NAME = "napari-omezarr-x"
+#: Reader preferences registered once (folders get a trailing slash in napari).
+DEFAULT_PREFERENCES = ("*.zarr/", "*.zarr")
+_MARKER = "napari-omezarr-x.json"
+
+_hooked_viewers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+ReaderFunction = Callable[[str | list[str]], list[LayerData]]
+
+
+def _as_paths(path: str | os.PathLike[str] | list[Any] | tuple[Any, ...]) -> list[str]:
+    items = path if isinstance(path, list | tuple) else [path]
+    return [os.fspath(p) for p in items]
+
+
+def get_reader(path: str | list[str]) -> ReaderFunction | None:
+    """napari reader hook: a reader function for OME-Zarr paths, None for anything else.
+
+    For a list, every path must be OME-Zarr. Never raises, warns or reads chunks.
+    """
+    try:
+        paths = _as_paths(path)
+        if paths and all(looks_like_ome_zarr(p) for p in paths):
+            return read_layers
+    except Exception:  # napari asks every reader; a failed guess just means "not ours"
+        logger.debug("get_reader(%r) failed", path, exc_info=True)
+    return None
+
+
+def read_layers(path: str | list[str]) -> list[LayerData]:
+    """Every layer of every OME-Zarr in `path` (a path, URL or list of them)."""
+    layers: list[LayerData] = []
+    for one in _as_paths(path):
+        layers.extend(_read_one(one))
+    _watch_current_viewer()
+    register_default_reader()
+    return layers
+
+
+def _read_one(path: str) -> list[LayerData]:
+    try:
+        images = read_ome_zarr(path)
+        if not images:
+            raise NotOmeZarrError(f"{path}: no OME-Zarr image found")
+        return layers_for_images(images)
+    except OmeZarrXError:
+        raise
+    except Exception as exc:
+        raise OmeZarrXError(f"{path}: cannot be opened: {type(exc).__name__}: {exc}") from exc
+
+
+# --- contrast range -------------------------------------------------------------
+
+
+def apply_contrast_range(layer: Any) -> None:
+    """Widen a layer's contrast slider to its omero window's min/max."""
+    metadata = getattr(layer, "metadata", None)
+    block = metadata.get("omezarr") if isinstance(metadata, dict) else None
+    channel = block.get("channel") if isinstance(block, dict) else None
+    window = channel.get("window") if isinstance(channel, dict) else None
+    if not isinstance(window, dict) or not hasattr(layer, "contrast_limits_range"):
+        return
+    lo, hi = window.get("min"), window.get("max")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi)):
+        return
+    limits = layer.contrast_limits
+    wanted = [min(float(lo), limits[0]), max(float(hi), limits[1])]
+    if wanted[0] < wanted[1] and wanted != list(layer.contrast_limits_range):
+        layer.contrast_limits_range = wanted
+
+
+def _on_inserted(event: Any) -> None:
+    apply_contrast_range(event.value)
+
+
+def _watch_current_viewer() -> None:
+    """Apply window ranges to our layers as the current viewer adds them."""
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is None or viewer in _hooked_viewers:
+        return
+    viewer.layers.events.inserted.connect(_on_inserted)
+    _hooked_viewers.add(viewer)
+
+
+# --- reader preference ----------------------------------------------------------
+
+
+def _marker_path() -> Path | None:
+    from napari.settings import get_settings
+
+    config = get_settings().config_path
+    return Path(config).parent / _MARKER if config else None
+
+
+def register_default_reader() -> list[str]:
+    """Make this plugin napari's reader for `*.zarr/` folders and `*.zarr` URLs.
+
+    Done once per napari configuration (remembered in a small marker file next
+    to napari's settings) and only for patterns the user has not already given
+    to a reader, so a user's choice - including removing ours - is kept.
+    Returns the patterns added.
+    """
+    from napari.settings import get_settings
+
+    marker = _marker_path()
+    try:
+        done = set(json.loads(marker.read_text())["registered"]) if marker else set()
+    except (OSError, ValueError, KeyError, TypeError):
+        done = set()
+    settings = get_settings()
+    prefs = dict(settings.plugins.extension2reader)
+    added = []
+    for pattern in DEFAULT_PREFERENCES:
+        probe = "x" + pattern.lstrip("*")
+        if pattern in done or any(fnmatch.fnmatch(probe, key) for key in prefs):
+            continue
+        prefs[pattern] = PLUGIN_NAME
+        added.append(pattern)
+    if added:
+        settings.plugins.extension2reader = prefs
+        logger.info("napari now opens %s with %s", ", ".join(added), PLUGIN_NAME)
+    if marker is not None and not done.issuperset(DEFAULT_PREFERENCES):
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"registered": sorted(DEFAULT_PREFERENCES)}))
+        except OSError:
+            logger.debug("cannot write %s", marker, exc_info=True)
+    return added
+
+
+def activate(context: Any = None) -> None:
+    """npe2 `on_activate`: register the default reader preference on first use."""
+    register_default_reader()
