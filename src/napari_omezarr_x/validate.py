@@ -27,6 +27,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from .errors import StoreAccessError
+from .store import METADATA_FILES, ZIP_SUFFIXES, layout1_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -94,13 +95,20 @@ def open_mapper(path: str) -> fsspec.FSMap:
     if not local.exists():
         raise StoreAccessError(f"{path}: no such file or directory")
     if local.is_file():
-        if local.suffix.lower() != ".zip":
+        if local.suffix.lower() not in ZIP_SUFFIXES:
             raise StoreAccessError(f"{path}: not a folder, a .zip file or an http(s) URL")
         try:
-            return fsspec.filesystem("zip", fo=str(local)).get_mapper("")
+            zipped = fsspec.filesystem("zip", fo=str(local))
+            names = zipped.ls("", detail=False)
         except Exception as exc:
             raise StoreAccessError(f"{path}: cannot open zip file ({exc})") from exc
-    return fsspec.get_mapper(str(local))
+        tops = [n.strip("/") for n in names]
+        # A zip holding one top-level folder (`image.zarr/...`) has its store in there.
+        if not set(tops) & set(METADATA_FILES) and len(tops) == 1:
+            return zipped.get_mapper(tops[0])
+        return zipped.get_mapper("")
+    data = layout1_data_dir(local)
+    return fsspec.get_mapper(str(data if data is not None else local))
 
 
 def validate_store(

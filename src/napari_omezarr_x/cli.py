@@ -1,0 +1,184 @@
+"""The `napari-omezarr-x` command: validate, info, convert, sample and view.
+
+Exit codes: 0 success (valid), 1 invalid store or failed conversion, 2 usage error or a
+path that cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from .errors import OmeZarrXError, StoreAccessError
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    """Parse `64,256,256` (or `64x256x256`) into a tuple of positive ints."""
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError as exc:
+        message = f"expected integers like 1,64,256,256, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from exc
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="napari-omezarr-x",
+        description="Validate, inspect, convert and view OME-Zarr (OME-NGFF 0.1 to 0.6-dev).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a store against the OME-NGFF specification")
+    p.add_argument("path", help="folder, .zip file or http(s) URL of the store")
+    p.add_argument("--strict", action="store_true", help="also enforce recommendations")
+    p.add_argument(
+        "--metadata-only", action="store_true", help="check metadata only, not the arrays"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("info", help="print the groups, arrays and images of a store")
+    p.add_argument("path", help="folder, .zip file or http(s) URL of the store")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("convert", help="convert an image (TIFF, PNG, OME-Zarr, ...) to OME-Zarr")
+    p.add_argument("input", help="image file or OME-Zarr store")
+    p.add_argument("output", help="OME-Zarr folder to write")
+    p.add_argument("--version", choices=("0.4", "0.5"), default="0.5", help="NGFF version")
+    p.add_argument("--chunks", type=_shape, help="chunk shape, e.g. 1,64,256,256")
+    p.add_argument("--shards", type=_shape, help="shard shape (NGFF 0.5 / zarr v3 only)")
+    p.add_argument("--levels", type=int, help="number of pyramid levels (default: automatic)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OME-Zarr")
+
+    sub.add_parser("sample", help="open napari with the built-in sample")
+    p = sub.add_parser("view", help="open OME-Zarr stores in napari")
+    p.add_argument("paths", nargs="*", help="stores to open")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    commands = {
+        "validate": _validate,
+        "info": _info,
+        "convert": _convert,
+        "sample": _sample,
+        "view": _view,
+    }
+    try:
+        return commands[args.command](args)
+    except StoreAccessError as exc:
+        print(f"napari-omezarr-x {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OmeZarrXError as exc:
+        print(f"napari-omezarr-x {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .validate import validate_store
+
+    try:
+        report = validate_store(args.path, strict=args.strict, metadata_only=args.metadata_only)
+    except StoreAccessError as exc:
+        if args.json:
+            error = {"location": args.path, "message": str(exc)}
+            print(json.dumps({"valid": False, "version": None, "errors": [error], "warnings": []}))
+        raise
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        verdict = "valid" if report.valid else "INVALID"
+        version = f"OME-NGFF {report.version}" if report.version else "OME-NGFF (no version)"
+        mode = " (strict)" if args.strict else ""
+        print(f"{args.path}: {verdict} {version}{mode}")
+        for issue in report.errors:
+            print(f"  error: {issue}")
+        for issue in report.warnings:
+            print(f"  warning: {issue}")
+        print(f"{len(report.errors)} errors, {len(report.warnings)} warnings")
+    return EXIT_OK if report.valid else EXIT_INVALID
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .info import describe_store, format_tree
+
+    info = describe_store(args.path)
+    print(json.dumps(info.to_dict(), indent=2) if args.json else format_tree(info))
+    return EXIT_OK
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    bar = _ProgressBar()
+    out = convert(
+        args.input,
+        args.output,
+        version=args.version,
+        chunks=args.chunks,
+        shards=args.shards,
+        levels=args.levels,
+        overwrite=args.overwrite,
+        progress=bar,
+    )
+    bar.close()
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+class _ProgressBar:
+    """A text progress bar on stderr, fed by the writer's progress callback."""
+
+    def __init__(self, width: int = 40) -> None:
+        self.width = width
+        self.shown = False
+
+    def __call__(self, done: float, total: float | None = None) -> None:
+        fraction = done / total if total else float(done)
+        fraction = min(max(fraction, 0.0), 1.0)
+        filled = round(fraction * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        sys.stderr.write(f"\r[{bar}] {fraction * 100:5.1f}%")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from ._napari.sample import show_sample
+
+    show_sample()
+    return EXIT_OK
+
+
+def _view(args: argparse.Namespace) -> int:
+    import napari  # noqa: TID251 - only this command needs napari; imported on use
+
+    viewer = napari.Viewer()
+    for path in args.paths:
+        viewer.open(path, plugin="napari-omezarr-x")
+    napari.run()
+    return EXIT_OK
