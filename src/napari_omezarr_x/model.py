@@ -58,8 +58,13 @@ class Image:
 
     `levels` are lazy dask arrays, largest first, chunked as stored. `scale`
     and `translate` give level 0's physical pixel size and offset per axis;
-    `affine` is an extra homogeneous matrix over the spatial axes when the
-    metadata holds rotations or shears (0.6-dev), else None.
+    `affine` is an extra homogeneous matrix when the metadata holds rotations
+    or shears (0.6-dev), else None: it covers every axis except the channel
+    axis (shape (k+1, k+1), k = ndim minus one if there is a channel axis),
+    applied after scale and translate, as napari does with `channel_axis`.
+    `attrs` holds the group's OME attributes (zarr v3's `ome` object, or the
+    v2 attributes). `level_paths` are the array paths of `levels` relative to
+    `path` (empty for mosaics). `kind` is "image", "labels", "plate" or "well".
     """
 
     store: str
@@ -76,6 +81,7 @@ class Image:
     labels: list[Image] = field(default_factory=list)
     attrs: dict[str, Any] = field(default_factory=dict)
     kind: str = "image"
+    level_paths: list[str] = field(default_factory=list)
 
     @property
     def channel_axis(self) -> int | None:

@@ -1,0 +1,356 @@
+"""Lenient parsing of OME-NGFF group attributes, version 0.1 to 0.6-dev.
+
+Pure functions from JSON dictionaries to small descriptions; no I/O. They
+accept what real writers produce (string axes of 0.3, spatialdata's
+"-dev-spatialdata" versions, 0.6-dev coordinate systems) and raise
+MetadataError naming `where` for what cannot be understood.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import MetadataError, NgffComplianceWarning
+from .model import Axis, Channel, LabelMeta
+from .transforms import sequence_matrix
+
+KNOWN_VERSIONS = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6")
+
+SPACE_UNITS = frozenset(
+    [
+        "angstrom",
+        "attometer",
+        "centimeter",
+        "decimeter",
+        "exameter",
+        "femtometer",
+        "foot",
+        "gigameter",
+        "hectometer",
+        "inch",
+        "kilometer",
+        "megameter",
+        "meter",
+        "micrometer",
+        "mile",
+        "millimeter",
+        "nanometer",
+        "parsec",
+        "petameter",
+        "picometer",
+        "terameter",
+        "yard",
+        "yoctometer",
+        "yottameter",
+        "zeptometer",
+        "zettameter",
+    ]
+)
+TIME_UNITS = frozenset(
+    [
+        "attosecond",
+        "centisecond",
+        "day",
+        "decisecond",
+        "exasecond",
+        "femtosecond",
+        "gigasecond",
+        "hectosecond",
+        "hour",
+        "kilosecond",
+        "megasecond",
+        "microsecond",
+        "millisecond",
+        "minute",
+        "nanosecond",
+        "petasecond",
+        "picosecond",
+        "second",
+        "terasecond",
+        "yoctosecond",
+        "yottasecond",
+        "zeptosecond",
+        "zettasecond",
+    ]
+)
+UNIT_ALIASES = {
+    "µm": "micrometer",
+    "μm": "micrometer",
+    "um": "micrometer",
+    "micron": "micrometer",
+    "microns": "micrometer",
+    "nm": "nanometer",
+    "mm": "millimeter",
+    "cm": "centimeter",
+    "m": "meter",
+    "ms": "millisecond",
+    "s": "second",
+    "sec": "second",
+    "min": "minute",
+    "h": "hour",
+}
+# Keys whose presence makes a group an OME-Zarr node.
+OME_KEYS = ("multiscales", "plate", "well", "labels", "image-label", "bioformats2raw.layout")
+_IMPLIED_AXES = ("t", "c", "z", "y", "x")
+_AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+
+
+@dataclass
+class Multiscale:
+    """One `multiscales` entry, reduced to what reading needs."""
+
+    version: str
+    name: str | None
+    axes: tuple[Axis, ...] | None
+    paths: list[str]
+    dataset_transforms: list[list[dict[str, Any]]]
+    transforms: list[dict[str, Any]]
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def matrices(self, level: int, ndim: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+        """Homogeneous matrices of dataset `level` and of the whole multiscale."""
+        return (
+            sequence_matrix(self.dataset_transforms[level], ndim, where),
+            sequence_matrix(self.transforms, ndim, where),
+        )
+
+
+def ome_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The OME metadata of a group: zarr v3's `ome` object, else the v2 attributes."""
+    ome = attrs.get("ome")
+    if isinstance(ome, dict):
+        return ome
+    return attrs
+
+
+def is_ome_node(attrs: dict[str, Any]) -> bool:
+    """Whether the attributes carry any OME-NGFF key."""
+    ome = ome_attributes(attrs)
+    return any(key in ome for key in OME_KEYS)
+
+
+def normalize_version(version: Any, where: str) -> str:
+    """Map a version string to one of KNOWN_VERSIONS ("0.5-dev-spatialdata" -> "0.5")."""
+    match = re.match(r"^\s*(\d+)\.(\d+)", str(version)) if version is not None else None
+    family = f"{match.group(1)}.{match.group(2)}" if match else None
+    if family not in KNOWN_VERSIONS:
+        raise MetadataError(
+            f"{where}: unknown OME-NGFF version {version!r}; "
+            f"this reader understands {', '.join(KNOWN_VERSIONS)}"
+        )
+    return family
+
+
+def _infer_version(multiscale: dict[str, Any]) -> str:
+    if "coordinateSystems" in multiscale:
+        return "0.6"
+    axes = multiscale.get("axes")
+    if not axes:
+        return "0.2"
+    if all(isinstance(a, str) for a in axes):
+        return "0.3"
+    return "0.4"
+
+
+def check_unit(unit: Any, axis: str, where: str) -> str | None:
+    """A spec unit name for `unit`, or None (with a warning) when it is unknown."""
+    if unit is None or unit == "":
+        return None
+    text = str(unit)
+    if text in SPACE_UNITS or text in TIME_UNITS:
+        return text
+    if text in UNIT_ALIASES:
+        warnings.warn(
+            f"{where}: unit {text!r} of axis {axis!r} is not an OME-NGFF unit name; "
+            f"read as {UNIT_ALIASES[text]!r}",
+            NgffComplianceWarning,
+            stacklevel=2,
+        )
+        return UNIT_ALIASES[text]
+    warnings.warn(
+        f"{where}: unknown unit {text!r} of axis {axis!r} is dropped",
+        NgffComplianceWarning,
+        stacklevel=2,
+    )
+    return None
+
+
+def parse_axes(raw_axes: Any, where: str) -> tuple[Axis, ...]:
+    """Axes from 0.3 strings or 0.4+ objects; types of 0.3 names are implied."""
+    if not isinstance(raw_axes, list) or not raw_axes:
+        raise MetadataError(f"{where}: 'axes' must be a non-empty list, got {raw_axes!r}")
+    axes = []
+    for entry in raw_axes:
+        if isinstance(entry, str):
+            axes.append(Axis(entry, _AXIS_TYPES.get(entry.lower())))
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise MetadataError(f"{where}: axis {entry!r} has no 'name'")
+        name = entry["name"]
+        kind = entry.get("type")
+        axes.append(
+            Axis(
+                name,
+                kind if isinstance(kind, str) else None,
+                check_unit(entry.get("unit"), name, where),
+            )
+        )
+    names = [a.name for a in axes]
+    if len(set(names)) != len(names):
+        raise MetadataError(f"{where}: duplicate axis names {names}")
+    return tuple(axes)
+
+
+def implied_axes(ndim: int) -> tuple[Axis, ...]:
+    """Axes of 0.1/0.2 images, which are implicitly the last `ndim` of t, c, z, y, x."""
+    names = _IMPLIED_AXES[-ndim:] if 0 < ndim <= 5 else tuple(f"dim_{i}" for i in range(ndim))
+    return tuple(Axis(n, _AXIS_TYPES.get(n)) for n in names)
+
+
+def _transform_io(transform: dict[str, Any], key: str) -> str | None:
+    value = transform.get(key)
+    if isinstance(value, dict):
+        value = value.get("name")
+    return value if isinstance(value, str) else None
+
+
+def _coordinate_system_axes(ms: dict[str, Any], datasets: list[dict], where: str) -> tuple:
+    systems = {s.get("name"): s for s in ms.get("coordinateSystems") or [] if isinstance(s, dict)}
+    if not systems:
+        raise MetadataError(f"{where}: 0.6 multiscale has no 'coordinateSystems'")
+    # Prefer the system the multiscale-level transforms lead to (the "world"),
+    # else the one level 0's transforms lead to, else the first one listed.
+    candidates = [_transform_io(t, "output") for t in ms.get("coordinateTransformations") or []]
+    candidates += [
+        _transform_io(t, "output") for t in datasets[0].get("coordinateTransformations") or []
+    ]
+    candidates.append(next(iter(systems)))
+    for name in candidates:
+        if name in systems:
+            return parse_axes(systems[name].get("axes"), where)
+    return parse_axes(next(iter(systems.values())).get("axes"), where)
+
+
+def parse_multiscale(attrs: dict[str, Any], where: str) -> Multiscale:
+    """The first `multiscales` entry of a group's attributes."""
+    ome = ome_attributes(attrs)
+    entries = ome.get("multiscales")
+    if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
+        raise MetadataError(f"{where}: 'multiscales' must be a non-empty list of objects")
+    ms = entries[0]
+    version_raw = ome.get("version") if "ome" in attrs else None
+    version_raw = version_raw or ms.get("version") or _infer_version(ms)
+    version = normalize_version(version_raw, where)
+    datasets = ms.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise MetadataError(f"{where}: multiscale has no 'datasets'")
+    paths: list[str] = []
+    dataset_transforms = []
+    for ds in datasets:
+        if not isinstance(ds, dict) or not isinstance(ds.get("path"), str | int):
+            raise MetadataError(f"{where}: dataset {ds!r} has no 'path'")
+        paths.append(str(ds["path"]).strip("/"))
+        dataset_transforms.append(list(ds.get("coordinateTransformations") or []))
+    if version == "0.6" or "coordinateSystems" in ms:
+        axes: tuple[Axis, ...] | None = _coordinate_system_axes(ms, datasets, where)
+    elif ms.get("axes"):
+        axes = parse_axes(ms["axes"], where)
+    else:
+        axes = None
+    name = ms.get("name")
+    return Multiscale(
+        version=str(version_raw),
+        name=name if isinstance(name, str) else None,
+        axes=axes,
+        paths=paths,
+        dataset_transforms=dataset_transforms,
+        transforms=list(ms.get("coordinateTransformations") or []),
+        raw=ms,
+    )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def parse_channels(attrs: dict[str, Any], where: str) -> list[Channel]:
+    """omero channels; a malformed channel gets defaults instead of breaking the others."""
+    omero = ome_attributes(attrs).get("omero")
+    if not isinstance(omero, dict):
+        return []
+    raw_channels = omero.get("channels")
+    if not isinstance(raw_channels, list):
+        warnings.warn(
+            f"{where}: 'omero.channels' is not a list", NgffComplianceWarning, stacklevel=2
+        )
+        return []
+    channels = []
+    for raw in raw_channels:
+        raw = raw if isinstance(raw, dict) else {}
+        window = raw.get("window") if isinstance(raw.get("window"), dict) else {}
+        color = raw.get("color")
+        if color is not None and not re.fullmatch(r"[0-9A-Fa-f]{6}", str(color)):
+            warnings.warn(
+                f"{where}: channel colour {color!r} is not RRGGBB hex; ignored",
+                NgffComplianceWarning,
+                stacklevel=2,
+            )
+            color = None
+        label = raw.get("label")
+        channels.append(
+            Channel(
+                label=None if label is None else str(label),
+                color=None if color is None else str(color).upper(),
+                start=_number(window.get("start")),
+                end=_number(window.get("end")),
+                min=_number(window.get("min")),
+                max=_number(window.get("max")),
+                active=bool(raw.get("active", True)),
+                inverted=bool(raw.get("inverted", False)),
+                raw=raw,
+            )
+        )
+    return channels
+
+
+def parse_image_label(attrs: dict[str, Any], where: str) -> LabelMeta:
+    """`image-label`: colours as RGBA floats in 0..1 keyed by label value, properties, source."""
+    block = ome_attributes(attrs).get("image-label")
+    meta = LabelMeta()
+    if not isinstance(block, dict):
+        return meta
+    for entry in block.get("colors") or []:
+        value = entry.get("label-value") if isinstance(entry, dict) else None
+        rgba = entry.get("rgba") if isinstance(entry, dict) else None
+        if (
+            not isinstance(value, int | float)
+            or not isinstance(rgba, list)
+            or len(rgba) not in (3, 4)
+        ):
+            warnings.warn(
+                f"{where}: label colour {entry!r} is malformed; ignored",
+                NgffComplianceWarning,
+                stacklevel=2,
+            )
+            continue
+        rgba = [*rgba, 255][:4]
+        meta.colors[int(value)] = tuple(max(0.0, min(1.0, float(c) / 255)) for c in rgba)
+    properties = block.get("properties") or []
+    meta.properties = (
+        [p for p in properties if isinstance(p, dict)] if isinstance(properties, list) else []
+    )
+    source = block.get("source")
+    if isinstance(source, dict) and isinstance(source.get("image"), str):
+        meta.source = source["image"]
+    return meta
+
+
+def label_names(attrs: dict[str, Any]) -> list[str]:
+    """Names listed by a `labels` group."""
+    names = ome_attributes(attrs).get("labels")
+    return [str(n).strip("/") for n in names] if isinstance(names, list) else []

@@ -1,0 +1,443 @@
+"""Read any OME-Zarr (NGFF 0.1 to 0.6-dev; folder, zip or URL) into model.Image objects.
+
+`looks_like_ome_zarr` is the cheap test napari calls on every dropped path;
+`read_ome_zarr` opens metadata only (no chunk is read) and returns lazy dask
+levels. Independent metadata documents are fetched concurrently so that
+opening over HTTP costs a few round trips, not one per array.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+import warnings
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from . import metadata as md
+from .errors import (
+    MetadataError,
+    NgffComplianceWarning,
+    NotOmeZarrError,
+    OmeZarrXError,
+    StoreAccessError,
+)
+from .model import Image
+from .store import (
+    METADATA_FILES,
+    ZARR_SUFFIXES,
+    ZIP_SUFFIXES,
+    Location,
+    is_url,
+    layout1_data_dir,
+    open_location,
+    read_local_attrs,
+)
+from .transforms import placement
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_MAX_WORKERS = 16
+_MAX_NESTED_DEPTH = 3
+
+
+def looks_like_ome_zarr(path: str) -> bool:
+    """Cheap guess whether `path` is OME-Zarr: never raises, warns, prints or reads chunks.
+
+    Local folders are judged by their metadata file's OME keys; zip files by
+    their extension and member names; URLs by their name.
+    """
+    try:
+        return _looks_like(str(path))
+    except Exception:  # this check must never fail, whatever the input
+        return False
+
+
+def _looks_like(text: str) -> bool:
+    if is_url(text):
+        parts = urlsplit(text).path.rstrip("/").split("/")
+        return any(p.lower().endswith(ZARR_SUFFIXES) for p in parts)
+    local = Path(text)
+    if local.suffix.lower() in ZIP_SUFFIXES and local.is_file():
+        if local.suffix.lower() == ".ozx":
+            return True
+        with zipfile.ZipFile(local) as archive:
+            names = archive.namelist()
+        return any(n.rsplit("/", 1)[-1] in METADATA_FILES and n.count("/") <= 1 for n in names)
+    if not local.is_dir():
+        return False
+    attrs = read_local_attrs(local)
+    if attrs is not None and md.is_ome_node(attrs):
+        return True
+    data = layout1_data_dir(local)
+    return data is not None and md.is_ome_node(read_local_attrs(data) or {})
+
+
+def read_ome_zarr(path: str) -> list[Image]:
+    """Every image at `path` (root first), each with its label images in `.labels`.
+
+    Raises NotOmeZarrError, MetadataError or StoreAccessError with a message
+    naming the path; warns NgffComplianceWarning for readable-but-broken parts.
+    """
+    location = open_location(path)
+    return Reader(location).read()
+
+
+def parallel(calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
+    """Run independent I/O calls concurrently; each result or the exception it raised."""
+
+    def run(call: Callable[[], T]) -> T | Exception:
+        try:
+            return call()
+        except Exception as exc:  # handed back to the caller to judge
+            return exc
+
+    if len(calls) <= 1:
+        return [run(c) for c in calls]
+    with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(calls))) as pool:
+        return list(pool.map(run, calls))
+
+
+def _access_error(where: str, exc: Exception) -> OmeZarrXError:
+    if isinstance(exc, OmeZarrXError):
+        return exc
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return MetadataError(f"{where}: malformed JSON metadata: {exc}")
+    if isinstance(exc, FileNotFoundError | KeyError) or type(exc).__name__.endswith(
+        "NotFoundError"
+    ):
+        return MetadataError(f"{where}: missing zarr group or array")
+    if isinstance(exc, ValueError | TypeError):
+        return MetadataError(f"{where}: invalid zarr metadata: {exc}")
+    return StoreAccessError(f"{where}: cannot read: {type(exc).__name__}: {exc}")
+
+
+def _label_name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _clean_name(name: str | None) -> str | None:
+    cleaned = name.strip("/") if isinstance(name, str) else None
+    return cleaned or None
+
+
+class Reader:
+    """Reads the OME nodes of one opened store location."""
+
+    def __init__(self, location: Location) -> None:
+        self.loc = location
+
+    # -- low-level access, safe to call from worker threads -------------------------
+
+    def group(self, path: str) -> Any:
+        """The zarr group at `path` (raises the underlying zarr/IO error)."""
+        import zarr
+
+        return zarr.open_group(self.loc.store, path=path or None, mode="r")
+
+    def array(self, path: str, zarr_format: int | None) -> Any:
+        """The zarr array at `path`."""
+        import zarr
+
+        return zarr.open_array(self.loc.store, path=path, mode="r", zarr_format=zarr_format)
+
+    def attrs(self, group: Any) -> dict[str, Any]:
+        """A group's attributes as a plain dict."""
+        return dict(group.attrs.asdict())
+
+    def open_groups(self, paths: Sequence[str]) -> list[Any]:
+        """Groups at `paths`, opened concurrently; exceptions in place of failures."""
+        return parallel([lambda p=p: self.group(p) for p in paths])
+
+    # -- dispatch ---------------------------------------------------------------------
+
+    def read(self) -> list[Image]:
+        """Everything at the location's path."""
+        path = self.loc.path
+        where = self.loc.describe(path)
+        try:
+            group = self.group(path)
+        except Exception as exc:  # mapped to our error types
+            err = _access_error(where, exc)
+            if isinstance(err, MetadataError) and "missing" in str(err):
+                raise NotOmeZarrError(f"{where}: not an OME-Zarr store (no zarr group)") from exc
+            raise err from exc
+        attrs = self.attrs(group)
+        images = self.read_node(path, group, attrs)
+        if not images:
+            raise NotOmeZarrError(f"{where}: no OME-NGFF image, plate or labels found")
+        return images
+
+    def read_node(self, path: str, group: Any, attrs: dict[str, Any]) -> list[Image]:
+        """Images of one group, whatever OME node it is."""
+        from . import hcs
+
+        ome = md.ome_attributes(attrs)
+        if "multiscales" in ome:
+            kind = "labels" if self._is_label_path(path, ome) else "image"
+            image = self.read_image(path, group, attrs, kind=kind)
+            if kind == "labels":
+                image.name = _label_name(path)
+            return [image, *self.nested_images(path, group, image)]
+        if "plate" in ome:
+            return [hcs.read_plate(self, path, group, attrs)]
+        if "well" in ome:
+            return [hcs.read_well(self, path, group, attrs)]
+        if "labels" in ome:
+            return self.read_labels_group(path, group, attrs, strict=True)
+        if "bioformats2raw.layout" in ome:
+            return self.read_series(path, attrs)
+        return self.nested_images(path, group, None)
+
+    def _is_label_path(self, path: str, ome: dict[str, Any]) -> bool:
+        parts = path.split("/")
+        return "image-label" in ome or (len(parts) >= 2 and parts[-2] == "labels")
+
+    # -- images -------------------------------------------------------------------------
+
+    def read_image(
+        self,
+        path: str,
+        group: Any,
+        attrs: dict[str, Any],
+        *,
+        kind: str = "image",
+        with_labels: bool = True,
+    ) -> Image:
+        """One multiscale image (and its labels): metadata plus lazy levels."""
+        where = self.loc.describe(path)
+        ms = md.parse_multiscale(attrs, where)
+        fmt = group.metadata.zarr_format
+        calls: list[Callable[[], Any]] = [
+            lambda p=p: self.array(self.loc.join(path, p), fmt) for p in ms.paths
+        ]
+        if with_labels and kind == "image":
+            calls.append(lambda: self.group(self.loc.join(path, "labels")))
+        results = parallel(calls)
+        arrays = results[: len(ms.paths)]
+        for level_path, arr in zip(ms.paths, arrays, strict=True):
+            if isinstance(arr, Exception):
+                level_where = self.loc.describe(self.loc.join(path, level_path))
+                raise _access_error(level_where, arr) from arr
+        axes = ms.axes or md.implied_axes(arrays[0].ndim)
+        self._check_levels(where, ms.paths, arrays, len(axes))
+        ndim = len(axes)
+        dataset, multiscale = ms.matrices(0, ndim, where)
+        image = Image(
+            store=self.loc.root,
+            path=path,
+            version=ms.version,
+            name=_clean_name(ms.name),
+            axes=axes,
+            levels=[to_dask(a) for a in arrays],
+            scale=(1.0,) * ndim,
+            translate=(0.0,) * ndim,
+            attrs=md.ome_attributes(attrs),
+            kind=kind,
+            level_paths=list(ms.paths),
+        )
+        place = placement(dataset, multiscale, image.channel_axis)
+        image.scale, image.translate, image.affine = place.scale, place.translate, place.affine
+        image.channels = self._channels(image, attrs, where)
+        if kind == "labels":
+            image.label = md.parse_image_label(attrs, where)
+        elif with_labels:
+            labels_group = results[-1]
+            if not isinstance(labels_group, Exception):
+                labels_path = self.loc.join(path, "labels")
+                image.labels = self.read_labels_group(
+                    labels_path, labels_group, self.attrs(labels_group), strict=False
+                )
+        return image
+
+    def _check_levels(self, where: str, paths: list[str], arrays: list[Any], ndim: int) -> None:
+        previous = None
+        for level_path, arr in zip(paths, arrays, strict=True):
+            if arr.ndim != ndim:
+                raise MetadataError(
+                    f"{where}/{level_path}: array has {arr.ndim} dimensions but the "
+                    f"multiscale declares {ndim} axes"
+                )
+            if previous is not None and any(
+                a > b for a, b in zip(arr.shape, previous, strict=True)
+            ):
+                raise MetadataError(
+                    f"{where}/{level_path}: level shape {tuple(arr.shape)} is larger than the "
+                    f"previous level's {tuple(previous)}; levels must go from largest to smallest"
+                )
+            previous = arr.shape
+
+    def _channels(self, image: Image, attrs: dict[str, Any], where: str) -> list:
+        channels = md.parse_channels(attrs, where)
+        axis = image.channel_axis
+        if axis is None or not channels:
+            return channels
+        size = image.levels[0].shape[axis]
+        if len(channels) != size:
+            warnings.warn(
+                f"{where}: omero lists {len(channels)} channels but the channel axis has "
+                f"{size}; extra entries are ignored and missing ones get defaults",
+                NgffComplianceWarning,
+                stacklevel=2,
+            )
+            from .model import Channel
+
+            channels = [*channels[:size], *(Channel() for _ in range(size - len(channels)))]
+        return channels
+
+    # -- labels -------------------------------------------------------------------------
+
+    def read_labels_group(
+        self, path: str, group: Any, attrs: dict[str, Any], *, strict: bool
+    ) -> list[Image]:
+        """Label images listed by a `labels` group; broken ones are skipped with a warning.
+
+        With `strict` (the user opened the labels group itself) an empty result
+        is an error instead.
+        """
+        names = md.label_names(attrs)
+        if not names and self.loc.listable:
+            names = sorted(group.group_keys())
+        paths = [self.loc.join(path, n) for n in names]
+        labels = []
+        for label_path, result in zip(paths, self.open_groups(paths), strict=True):
+            try:
+                if isinstance(result, Exception):
+                    raise _access_error(self.loc.describe(label_path), result) from result
+                labels.append(self.read_label(label_path, result))
+            except OmeZarrXError as exc:
+                warnings.warn(f"label skipped: {exc}", NgffComplianceWarning, stacklevel=2)
+        if strict and not labels:
+            raise MetadataError(f"{self.loc.describe(path)}: labels group holds no readable label")
+        return labels
+
+    def read_label(self, path: str, group: Any) -> Image:
+        """One label image; it must hold integer data."""
+        attrs = self.attrs(group)
+        where = self.loc.describe(path)
+        if "multiscales" not in md.ome_attributes(attrs):
+            raise MetadataError(f"{where}: label group has no 'multiscales'")
+        image = self.read_image(path, group, attrs, kind="labels")
+        dtype = np.dtype(image.levels[0].dtype)
+        if dtype.kind not in "iub":
+            raise MetadataError(f"{where}: label data must be integers, got {dtype}")
+        image.name = _label_name(path)
+        return image
+
+    # -- collections --------------------------------------------------------------------
+
+    def nested_images(self, path: str, group: Any, parent: Image | None) -> list[Image]:
+        """Images in child groups (e.g. `sub_array_1`, `sub_array_2/sub_sub_array_1`)."""
+        if not self.loc.listable:
+            return []
+        skip = {"labels", "OME"}
+        if parent is not None:
+            skip |= {p.split("/", 1)[0] for p in parent.level_paths}
+        found: list[Image] = []
+        self._collect_nested(path, group, skip, found, depth=1)
+        return found
+
+    def _collect_nested(
+        self, path: str, group: Any, skip: set[str], found: list[Image], depth: int
+    ) -> None:
+        for name in sorted(group.group_keys()):
+            if name in skip:
+                continue
+            child_path = self.loc.join(path, name)
+            try:
+                child = self.group(child_path)
+                attrs = self.attrs(child)
+            except Exception as exc:  # a broken child must not hide the rest
+                log.debug("skipping %s: %s", child_path, exc)
+                continue
+            ome = md.ome_attributes(attrs)
+            if md.is_ome_node(attrs) and "labels" not in ome:
+                try:
+                    found.extend(self.read_node(child_path, child, attrs))
+                except OmeZarrXError as exc:
+                    warnings.warn(
+                        f"nested image skipped: {exc}", NgffComplianceWarning, stacklevel=2
+                    )
+            elif depth < _MAX_NESTED_DEPTH and not md.is_ome_node(attrs):
+                self._collect_nested(child_path, child, set(), found, depth + 1)
+
+    def read_series(self, path: str, attrs: dict[str, Any]) -> list[Image]:
+        """Every series of a bioformats2raw collection, named from its OME-XML."""
+        where = self.loc.describe(path)
+        names = self.ome_xml_names(path)
+        series = self._series_paths(path, names)
+        groups = self.open_groups([self.loc.join(path, s) for s in series])
+        images = []
+        for index, (series_path, result) in enumerate(zip(series, groups, strict=True)):
+            full = self.loc.join(path, series_path)
+            if isinstance(result, Exception):
+                warnings.warn(
+                    f"series skipped: {_access_error(self.loc.describe(full), result)}",
+                    NgffComplianceWarning,
+                    stacklevel=2,
+                )
+                continue
+            for image in self.read_node(full, result, self.attrs(result)):
+                if image.path == full and index < len(names) and names[index]:
+                    image.name = names[index]
+                images.append(image)
+        if not images:
+            raise MetadataError(f"{where}: bioformats2raw collection holds no readable series")
+        return images
+
+    def _series_paths(self, path: str, names: list[str]) -> list[str]:
+        try:
+            ome_attrs = md.ome_attributes(self.attrs(self.group(self.loc.join(path, "OME"))))
+            listed = ome_attrs.get("series")
+        except Exception:  # the OME group is optional
+            listed = None
+        if isinstance(listed, list) and listed:
+            return [str(s) for s in listed]
+        if names:
+            return [str(i) for i in range(len(names))]
+        if self.loc.listable:
+            keys = self.group(path).group_keys()
+            return sorted((k for k in keys if k.isdigit()), key=int)
+        return ["0"]
+
+    def ome_xml_names(self, path: str) -> list[str]:
+        """Image names from the collection's OME-XML (empty when absent or unreadable)."""
+        data = self.loc.read_bytes(self.loc.join(path, "OME", "METADATA.ome.xml"))
+        if data is None and self.loc.sidecar is not None:
+            data = self.loc.sidecar.read_bytes()
+        if not data:
+            return []
+        try:
+            root = ET.fromstring(data)
+        except ET.ParseError as exc:
+            warnings.warn(
+                f"{self.loc.describe(path)}: unreadable OME-XML: {exc}",
+                NgffComplianceWarning,
+                stacklevel=2,
+            )
+            return []
+        return [el.get("Name") or "" for el in root if el.tag.rsplit("}", 1)[-1] == "Image"]
+
+
+def to_dask(arr: Any) -> Any:
+    """A lazy dask view of a zarr array, chunked as stored (inner chunks when sharded).
+
+    `meta` is given so dask does not read from the array to learn its type.
+    """
+    import dask.array as da
+
+    return da.from_array(
+        arr,
+        chunks=arr.chunks,
+        name=f"omezarrx-{uuid.uuid4().hex}",
+        meta=np.empty((0,) * arr.ndim, dtype=arr.dtype),
+        inline_array=True,
+    )

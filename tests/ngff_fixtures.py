@@ -1,0 +1,183 @@
+"""OME-Zarr fixtures for every NGFF version, written with zarr directly.
+
+Deliberately independent of the project's writer, so reader tests do not
+depend on it. Each function writes real files and returns the group path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+# Versions a fixture can be written in; "0.4-flat" uses '.' chunk keys,
+# "0.5-sharded" puts 2x2 inner chunks into shards.
+VERSIONS = ("0.1", "0.2", "0.3", "0.4", "0.4-flat", "0.5", "0.5-sharded", "0.6")
+
+AXES_5D = [
+    {"name": "t", "type": "time", "unit": "second"},
+    {"name": "c", "type": "channel"},
+    {"name": "z", "type": "space", "unit": "micrometer"},
+    {"name": "y", "type": "space", "unit": "micrometer"},
+    {"name": "x", "type": "space", "unit": "micrometer"},
+]
+
+
+def zarr_format(version: str) -> int:
+    """zarr format a fixture version uses."""
+    return 3 if version.startswith(("0.5", "0.6")) else 2
+
+
+def write_array(
+    group: zarr.Group, name: str, data: np.ndarray, version: str, chunks: tuple[int, ...]
+) -> zarr.Array:
+    """One array in the layout of `version` (chunk key style, sharding)."""
+    kwargs: dict[str, Any] = {"chunks": chunks}
+    if version == "0.4-flat":
+        kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "."}
+    elif zarr_format(version) == 2:
+        kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+    if version == "0.5-sharded":
+        kwargs["shards"] = tuple(c * 2 for c in chunks)
+    arr = group.create_array(name, shape=data.shape, dtype=data.dtype, fill_value=0, **kwargs)
+    arr[...] = data
+    return arr
+
+
+def set_ome(group: zarr.Group, version: str, ome: dict[str, Any]) -> None:
+    """Store OME attributes as `version` does (v3 `ome` object, or v2 top-level keys)."""
+    if zarr_format(version) == 3:
+        group.attrs["ome"] = {
+            "version": version.split("-")[0] if version != "0.6" else "0.6.dev2",
+            **ome,
+        }
+    else:
+        group.attrs.update(ome)
+
+
+def multiscale(
+    version: str,
+    axes: list[dict[str, Any]],
+    paths: list[str],
+    scales: list[list[float]],
+    translation: list[float] | None = None,
+    name: str | None = "image",
+) -> dict[str, Any]:
+    """A `multiscales` entry in the dialect of `version`."""
+    base = version.split("-")[0]
+    entry: dict[str, Any] = {"name": name} if name else {}
+    if base in ("0.1", "0.2"):
+        entry.update(version=base, datasets=[{"path": p} for p in paths])
+        return entry
+    if base == "0.3":
+        entry.update(
+            version=base, axes=[a["name"] for a in axes], datasets=[{"path": p} for p in paths]
+        )
+        return entry
+    datasets = []
+    for path, scale in zip(paths, scales, strict=True):
+        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": scale}]
+        if translation is not None:
+            transforms.append({"type": "translation", "translation": translation})
+        if base == "0.6":
+            transforms = [
+                {
+                    "type": "sequence",
+                    "input": path,
+                    "output": "physical",
+                    "transformations": transforms,
+                }
+            ]
+        datasets.append({"path": path, "coordinateTransformations": transforms})
+    entry["datasets"] = datasets
+    if base == "0.6":
+        entry["coordinateSystems"] = [{"name": "physical", "axes": axes}]
+    else:
+        entry["axes"] = axes
+    if base == "0.4":
+        entry["version"] = "0.4"
+    return entry
+
+
+def write_image(
+    path: Path,
+    version: str,
+    *,
+    shape: tuple[int, ...] = (1, 2, 3, 8, 8),
+    levels: int = 2,
+    dtype: str = "uint16",
+    pixel: float = 0.5,
+    channels: list[dict[str, Any]] | None = None,
+    labels: dict[str, dict[str, Any]] | None = None,
+    name: str | None = "image",
+) -> Path:
+    """A 5-D (tczyx) image with `levels` levels halving y and x, optional omero and labels.
+
+    `labels` maps a label name to its `image-label` dict (or `{}` for none).
+    Level i holds values `i * 1000 + arange` so tests can tell levels apart.
+    """
+    fmt = zarr_format(version)
+    root = zarr.open_group(path, mode="w", zarr_format=fmt)
+    axes = AXES_5D[-len(shape) :]
+    paths = _write_levels(root, version, shape, levels, dtype)
+    scale0 = [1.0] * (len(shape) - 2) + [pixel, pixel]
+    scales = [
+        [s * (2**i if k >= len(shape) - 2 else 1) for k, s in enumerate(scale0)]
+        for i in range(levels)
+    ]
+    ome: dict[str, Any] = {"multiscales": [multiscale(version, axes, paths, scales, name=name)]}
+    if channels is not None:
+        ome["omero"] = {"channels": channels}
+    set_ome(root, version, ome)
+    for label_name, image_label in (labels or {}).items():
+        _write_label(root, version, label_name, image_label, shape, axes, scales)
+    if labels:
+        set_ome(root.require_group("labels"), version, {"labels": list(labels)})
+    return path
+
+
+def _write_levels(
+    group: zarr.Group, version: str, shape: tuple[int, ...], levels: int, dtype: str
+) -> list[str]:
+    paths = []
+    for i in range(levels):
+        level_shape = tuple(shape[:-2]) + tuple(max(1, s // 2**i) for s in shape[-2:])
+        data = (np.arange(np.prod(level_shape)) % 200 + i * 1000).astype(dtype)
+        write_array(
+            group, str(i), data.reshape(level_shape), version, tuple(min(4, s) for s in level_shape)
+        )
+        paths.append(str(i))
+    return paths
+
+
+def _write_label(
+    root: zarr.Group,
+    version: str,
+    name: str,
+    image_label: dict[str, Any],
+    shape: tuple[int, ...],
+    axes: list[dict[str, Any]],
+    scales: list[list[float]],
+) -> None:
+    keep = [i for i, a in enumerate(axes) if a.get("type") != "channel"]
+    label_shape = tuple(shape[i] for i in keep)
+    label_axes = [axes[i] for i in keep]
+    group = root.require_group("labels").create_group(name)
+    data = (np.arange(np.prod(label_shape)) % 5).astype("uint32").reshape(label_shape)
+    write_array(group, "0", data, version, tuple(min(4, s) for s in label_shape))
+    ome: dict[str, Any] = {
+        "multiscales": [
+            multiscale(version, label_axes, ["0"], [[scales[0][i] for i in keep]], name=name)
+        ]
+    }
+    if image_label:
+        ome["image-label"] = image_label
+    set_ome(group, version, ome)
+
+
+def write_json(path: Path, doc: Any) -> None:
+    """Write a JSON metadata document (used to corrupt or hand-craft metadata)."""
+    path.write_text(json.dumps(doc))

@@ -1,0 +1,227 @@
+"""read_ome_zarr / looks_like_ome_zarr on fixtures of every NGFF version."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import zarr
+
+from napari_omezarr_x.errors import (
+    MetadataError,
+    NgffComplianceWarning,
+    NotOmeZarrError,
+    StoreAccessError,
+)
+from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
+from ngff_fixtures import VERSIONS, write_image, write_json
+
+CHANNELS = [
+    {"label": "DAPI", "color": "0000FF", "window": {"start": 0, "end": 100, "min": 0, "max": 255}},
+    {"label": "GFP", "color": "00ff00", "active": False, "inverted": True},
+]
+# Labels arrived in NGFF 0.3.
+LABEL_VERSIONS = [v for v in VERSIONS if v not in ("0.1", "0.2")]
+IMAGE_LABEL = {
+    "colors": [{"label-value": 1, "rgba": [255, 0, 0, 255]}],
+    "properties": [{"label-value": 1, "class": "cell"}],
+    "source": {"image": "../../"},
+}
+
+
+@pytest.fixture(params=VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def image_path(tmp_path, version):
+    labels = None if version in ("0.1", "0.2") else {"cells": IMAGE_LABEL, "plain": {}}
+    return write_image(tmp_path / "img.ome.zarr", version, channels=CHANNELS, labels=labels)
+
+
+def test_reads_every_version(image_path, version):
+    (image,) = read_ome_zarr(str(image_path))
+    assert [a.name for a in image.axes] == ["t", "c", "z", "y", "x"]
+    assert image.channel_axis == 1
+    assert [lvl.shape for lvl in image.levels] == [(1, 2, 3, 8, 8), (1, 2, 3, 4, 4)]
+    assert image.levels[0].dtype == np.uint16
+    # Level contents come back as written (level i holds i*1000 + arange % 200).
+    expected = (np.arange(2 * 3 * 4 * 4) % 200 + 1000).reshape(1, 2, 3, 4, 4)
+    np.testing.assert_array_equal(image.levels[1].compute(), expected)
+    assert image.kind == "image"
+    assert image.store == str(image_path.resolve())
+    assert image.path == ""
+    assert [c.label for c in image.channels] == ["DAPI", "GFP"]
+    assert image.channels[1].color == "00FF00"
+    assert image.channels[1].active is False
+    assert image.channels[1].inverted is True
+    assert (image.channels[0].start, image.channels[0].end) == (0.0, 100.0)
+    assert image.channels[0].raw["window"]["max"] == 255
+    if version in ("0.1", "0.2", "0.3"):
+        assert image.scale == (1.0,) * 5
+    else:
+        assert image.scale == (1.0, 1.0, 1.0, 0.5, 0.5)
+        assert image.axes[4].unit == "micrometer"
+        assert image.name == "image"
+
+
+def test_level_chunks_follow_storage(image_path, version):
+    (image,) = read_ome_zarr(str(image_path))
+    assert image.levels[0].chunksize == (1, 2, 3, 4, 4)
+
+
+@pytest.mark.parametrize("version", LABEL_VERSIONS)
+def test_labels_are_attached(image_path, version):
+    (image,) = read_ome_zarr(str(image_path))
+    assert [lab.name for lab in image.labels] == ["cells", "plain"]
+    cells, plain = image.labels
+    assert cells.kind == "labels"
+    assert cells.path == "labels/cells"
+    assert cells.levels[0].shape == (1, 3, 8, 8)
+    assert cells.label.colors == {1: (1.0, 0.0, 0.0, 1.0)}
+    assert cells.label.properties == [{"label-value": 1, "class": "cell"}]
+    assert cells.label.source == "../../"
+    # No image-label but integer data: still a label.
+    assert plain.label is not None
+    assert plain.label.colors == {}
+
+
+@pytest.mark.parametrize("version", LABEL_VERSIONS)
+def test_open_label_paths_directly(image_path, version):
+    all_labels = read_ome_zarr(str(image_path / "labels"))
+    assert [lab.name for lab in all_labels] == ["cells", "plain"]
+    (one,) = read_ome_zarr(str(image_path / "labels" / "cells"))
+    assert one.kind == "labels"
+    assert one.name == "cells"
+    assert one.store == str(image_path.resolve())
+    assert one.path == "labels/cells"
+
+
+def test_looks_like_ome_zarr(image_path, tmp_path):
+    assert looks_like_ome_zarr(str(image_path))
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert not looks_like_ome_zarr(str(plain))
+    assert not looks_like_ome_zarr(str(tmp_path / "missing.zarr"))
+    assert not looks_like_ome_zarr(str(tmp_path / "x.tif"))
+    zarr.open_group(tmp_path / "just-zarr.zarr", mode="w")
+    assert not looks_like_ome_zarr(str(tmp_path / "just-zarr.zarr"))
+    assert looks_like_ome_zarr("https://example.org/data/image.ome.zarr/")
+    assert not looks_like_ome_zarr("https://example.org/picture.png")
+
+
+def test_looks_like_is_quiet_on_garbage(tmp_path, capsys):
+    bad = tmp_path / "bad.zarr"
+    bad.mkdir()
+    (bad / ".zattrs").write_text("{not json")
+    (tmp_path / "fake.zip").write_text("not a zip")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not looks_like_ome_zarr(str(bad))
+        assert not looks_like_ome_zarr(str(tmp_path / "fake.zip"))
+        assert not looks_like_ome_zarr(None)  # type: ignore[arg-type]
+    assert capsys.readouterr() == ("", "")
+
+
+def test_not_ome_zarr(tmp_path):
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    with pytest.raises(NotOmeZarrError, match="plain"):
+        read_ome_zarr(str(folder))
+    zarr.open_group(tmp_path / "bare.zarr", mode="w")
+    with pytest.raises(NotOmeZarrError, match=r"bare\.zarr"):
+        read_ome_zarr(str(tmp_path / "bare.zarr"))
+    with pytest.raises(StoreAccessError, match=r"missing\.zarr"):
+        read_ome_zarr(str(tmp_path / "missing.zarr"))
+
+
+def test_malformed_json_names_path(tmp_path):
+    path = write_image(tmp_path / "img.zarr", "0.4")
+    (path / ".zattrs").write_text('{"multiscales": [')
+    with pytest.raises(MetadataError, match=r"img\.zarr.*JSON"):
+        read_ome_zarr(str(path))
+
+
+def test_missing_array_names_path(tmp_path):
+    path = write_image(tmp_path / "img.zarr", "0.5")
+    doc = zarr.open_group(path, mode="r").attrs.asdict()
+    doc["ome"]["multiscales"][0]["datasets"][1]["path"] = "nope"
+    write_json(path / "zarr.json", {"zarr_format": 3, "node_type": "group", "attributes": doc})
+    with pytest.raises(MetadataError, match=r"img\.zarr/nope"):
+        read_ome_zarr(str(path))
+
+
+def test_ndim_mismatch_names_path(tmp_path):
+    path = write_image(tmp_path / "img.zarr", "0.4")
+    attrs = zarr.open_group(path, mode="r").attrs.asdict()
+    ms = attrs["multiscales"][0]
+    ms["axes"] = ms["axes"][1:]
+    for ds in ms["datasets"]:
+        scale = ds["coordinateTransformations"][0]
+        scale["scale"] = scale["scale"][1:]
+    write_json(path / ".zattrs", attrs)
+    with pytest.raises(MetadataError, match=r"img\.zarr/0: array has 5 dimensions.*4 axes"):
+        read_ome_zarr(str(path))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda ms: ms["datasets"].reverse(), r"img\.zarr/0: level shape .* larger"),
+        (lambda ms: ms.update(version="7.3"), r"img\.zarr.*unknown OME-NGFF version '7\.3'"),
+        (lambda ms: ms.pop("datasets"), r"img\.zarr: multiscale has no 'datasets'"),
+        (lambda ms: ms["axes"][0].pop("name"), r"img\.zarr: axis .* has no 'name'"),
+    ],
+    ids=["growing-levels", "unknown-version", "no-datasets", "unnamed-axis"],
+)
+def test_bad_multiscale_names_path(tmp_path, edit, message):
+    path = write_image(tmp_path / "img.zarr", "0.4")
+    attrs = zarr.open_group(path, mode="r").attrs.asdict()
+    edit(attrs["multiscales"][0])
+    write_json(path / ".zattrs", attrs)
+    with pytest.raises(MetadataError, match=message):
+        read_ome_zarr(str(path))
+
+
+def test_broken_label_warns_image_opens(tmp_path):
+    path = write_image(tmp_path / "img.zarr", "0.4", labels={"good": {}, "bad": {}})
+    (path / "labels" / "bad" / ".zattrs").write_text("{broken")
+    with pytest.warns(NgffComplianceWarning, match=r"labels/bad"):
+        (image,) = read_ome_zarr(str(path))
+    assert [lab.name for lab in image.labels] == ["good"]
+
+
+def test_float_label_is_refused_with_warning(tmp_path):
+    path = write_image(tmp_path / "img.zarr", "0.4", labels={"f": {}})
+    arr = zarr.open_array(path / "labels" / "f" / "0", mode="r")
+    zarr.create_array(
+        path / "labels" / "f" / "0", shape=arr.shape, dtype="float32", zarr_format=2, overwrite=True
+    )
+    with pytest.warns(NgffComplianceWarning, match="integers"):
+        (image,) = read_ome_zarr(str(path))
+    assert image.labels == []
+
+
+def test_unknown_unit_dropped_with_warning(tmp_path):
+    path = write_image(tmp_path / "img.zarr", "0.4")
+    attrs = zarr.open_group(path, mode="r").attrs.asdict()
+    attrs["multiscales"][0]["axes"][4]["unit"] = "parsnip"
+    write_json(path / ".zattrs", attrs)
+    with pytest.warns(NgffComplianceWarning, match="parsnip"):
+        (image,) = read_ome_zarr(str(path))
+    assert image.axes[4].unit is None
+    assert image.axes[3].unit == "micrometer"
+
+
+def test_core_does_not_import_napari():
+    code = (
+        "import sys, napari_omezarr_x.read, napari_omezarr_x.hcs;"
+        "bad = [m for m in ('napari', 'qtpy', 'PyQt6', 'magicgui') if m in sys.modules];"
+        "sys.exit(repr(bad) if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr + result.stdout
