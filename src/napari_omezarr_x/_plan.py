@@ -1,0 +1,382 @@
+"""How one multiscale image becomes zarr arrays: levels, chunks, codecs, attrs.
+
+A `Plan` is everything needed to write one image (or label image) into a
+group of a store being built; `store_plans` writes any number of them in a
+single dask pass, so every input block is read once and every level of every
+image is produced from it while it is in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import pyramid
+from ._write_meta import (
+    group_attrs,
+    image_label_json,
+    make_axes,
+    multiscale_json,
+    omero_json,
+)
+from .model import Axis, Channel
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+Colors = Mapping[int, Sequence[float]] | Callable[[np.ndarray], Any]
+
+#: Default Blosc compression level: zstd level 3 compresses several times
+#: faster than level 5 for a few percent larger files.
+CLEVEL = 3
+
+
+@dataclass
+class Plan:
+    """One multiscale image to write at group `rel` of the store."""
+
+    rel: str
+    version: str
+    axes: tuple[Axis, ...]
+    levels: list[da.Array]
+    factors: list[tuple[int, ...]]
+    chunks: list[tuple[int, ...]]
+    shards: list[tuple[int, ...] | None]
+    compression: Any
+    scale: tuple[float, ...]
+    translate: tuple[float, ...]
+    name: str | None = None
+    channels: list[Channel] = field(default_factory=list)
+    label: dict[str, Any] | None = None
+    colors: Colors | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def attrs(self, present: np.ndarray | None) -> dict[str, Any]:
+        """The group attributes, once the values present in a label image are known."""
+        content: dict[str, Any] = {
+            "multiscales": [
+                multiscale_json(
+                    self.axes, self.scale, self.translate, self.factors, self.name, self.version
+                )
+            ]
+        }
+        if self.channels:
+            content["omero"] = omero_json(self.channels, self.levels[0].dtype, self.version)
+        if self.label is not None:
+            colors = self.colors
+            if callable(colors):
+                values = present if present is not None else np.zeros(0, dtype=np.int64)
+                rgba = np.asarray(colors(values), dtype=float).reshape(len(values), -1)
+                colors = {int(v): tuple(c) for v, c in zip(values, rgba, strict=True)}
+            content["image-label"] = image_label_json(
+                colors or {},
+                self.label.get("properties") or [],
+                self.version,
+                self.label.get("source"),
+            )
+        content.update(self.extra)
+        return group_attrs(self.version, content)
+
+
+def is_multiscale(data: object) -> bool:
+    """True for a list of levels (or napari's MultiScaleData), not a single array."""
+    return isinstance(data, Sequence) and not isinstance(data, str | bytes)
+
+
+def make_plan(
+    rel: str,
+    data: Any,
+    *,
+    version: str,
+    axes: Sequence[str | Axis] | str | None = None,
+    units: Sequence[str | None] | None = None,
+    scale: Sequence[float] | None = None,
+    translate: Sequence[float] | None = None,
+    name: str | None = None,
+    channels: Sequence[Channel] | None = None,
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | bool | None = None,
+    compression: str | None = "zstd",
+    clevel: int = CLEVEL,
+    levels: int | None = None,
+    downsample: pyramid.Method = "mean",
+    label: dict[str, Any] | None = None,
+    colors: Colors | None = None,
+    factors: Sequence[Sequence[int]] | None = None,
+) -> Plan:
+    """Check the inputs and lay out the levels of one image (nothing is computed).
+
+    `factors` imposes cumulative per-level downsampling factors, as labels
+    must mirror the levels of their image.
+    """
+    import dask.array as da
+
+    given = list(data) if is_multiscale(data) else [data]
+    if not given:
+        raise ValueError(f"{rel or 'image'}: no data to write")
+    first = given[0]
+    shape = tuple(int(n) for n in first.shape)
+    dtype = np.dtype(first.dtype)
+    ndim = len(shape)
+    if label is not None and dtype.kind not in "iub":
+        raise ValueError(f"labels {name or rel!r} must hold integers, got dtype {dtype}")
+    if downsample not in ("mean", "mode", "nearest"):
+        raise ValueError(f"unknown downsampling {downsample!r}: use 'mean', 'mode' or 'nearest'")
+    axis_objs = _axes(ndim, axes, units)
+    types = [a.type for a in axis_objs]
+    scale = _per_axis(scale, ndim, 1.0, "scale")
+    translate = _per_axis(translate, ndim, 0.0, "translate")
+    if any(s == 0 or not math.isfinite(s) for s in scale):
+        raise ValueError(f"scale must be finite and non-zero, got {scale}")
+    chunk0 = (
+        pyramid.default_chunks(shape, dtype, types)
+        if chunks is None
+        else tuple(
+            min(max(1, int(c)), n)
+            for c, n in zip(_per_axis(chunks, ndim, 1, "chunks"), shape, strict=True)
+        )
+    )
+    shard0 = _shards(shards, chunk0, shape, version)
+
+    if len(given) > 1:
+        factors = [_factor(shape, tuple(lv.shape)) for lv in given]
+        shapes = [tuple(int(n) for n in lv.shape) for lv in given]
+    else:
+        if factors is None:
+            factors = pyramid.plan_factors(shape, types, scale, chunk0, levels)
+        factors = [tuple(int(f) for f in fac) for fac in factors]
+        if any(len(fac) != ndim or min(fac) < 1 for fac in factors):
+            raise ValueError(f"factors {factors} do not fit an array of {ndim} dimensions")
+        shapes = pyramid.level_shapes(shape, factors)
+    lchunks = [tuple(min(c, n) for c, n in zip(chunk0, s, strict=True)) for s in shapes]
+    lshards = [
+        None
+        if shard0 is None
+        else tuple(min(sh, -(-n // c) * c) for sh, n, c in zip(shard0, s, ch, strict=True))
+        for s, ch in zip(shapes, lchunks, strict=True)
+    ]
+    units_ = [sh or ch for sh, ch in zip(lshards, lchunks, strict=True)]
+
+    if len(given) > 1:
+        arrays = [
+            _as_dask(lv, _unit_blocks(tuple(lv.shape), lv.dtype, u), da)
+            for lv, u in zip(given, units_, strict=True)
+        ]
+    else:
+        blocks = pyramid.level0_blocks(shape, dtype, units_[0], factors)
+        arrays = pyramid.build_levels(_as_dask(first, blocks, da), factors, downsample, units_)
+    return Plan(
+        rel=rel,
+        version=version,
+        axes=axis_objs,
+        levels=arrays,
+        factors=factors,
+        chunks=lchunks,
+        shards=lshards,
+        compression=_codecs(compression, clevel, version, dtype),
+        scale=tuple(scale),
+        translate=tuple(translate),
+        name=name,
+        channels=list(channels or []),
+        label=label,
+        colors=colors,
+    )
+
+
+def _axes(ndim: int, axes: Sequence[str | Axis] | str | None, units) -> tuple[Axis, ...]:
+    if axes is not None and all(isinstance(a, Axis) for a in axes):
+        objs = tuple(axes)  # type: ignore[arg-type]
+        if len(objs) != ndim:
+            raise ValueError(f"expected {ndim} axes, got {len(objs)}")
+        return make_axes(
+            ndim,
+            [a.name for a in objs],
+            units if units is not None else [a.unit for a in objs],
+            [a.type for a in objs],
+        )
+    names = list(axes) if axes is not None else None
+    return make_axes(ndim, names, units)  # type: ignore[arg-type]
+
+
+def _per_axis(values, ndim: int, default, what: str) -> list:
+    if values is None:
+        return [default] * ndim
+    values = [type(default)(v) for v in values]
+    if len(values) != ndim:
+        raise ValueError(f"expected {ndim} {what} values, got {len(values)}")
+    return values
+
+
+def _factor(shape0: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    if len(shape) != len(shape0):
+        raise ValueError(f"pyramid levels differ in dimensions: {shape0} and {shape}")
+    return tuple(max(1, round(a / b)) for a, b in zip(shape0, shape, strict=True))
+
+
+def _shards(shards, chunks: tuple[int, ...], shape: tuple[int, ...], version: str):
+    if shards is None or shards is False:
+        return None
+    if version != "0.5":
+        raise ValueError("sharding needs zarr v3: write OME-NGFF 0.5 or drop shards")
+    if shards is True:
+        # Up to 4 x 4 chunks in the plane and 4 planes deep: at most 64 chunks per file.
+        out = list(chunks)
+        axes = [i for i in range(len(shape)) if chunks[i] < shape[i]][-3:]
+        for i in axes:
+            out[i] = min(chunks[i] * 4, -(-shape[i] // chunks[i]) * chunks[i])
+        return tuple(out)
+    out = tuple(int(s) for s in shards)
+    if len(out) != len(chunks) or any(s % c for s, c in zip(out, chunks, strict=True)):
+        raise ValueError(f"shards {out} must be whole multiples of chunks {chunks}")
+    return out
+
+
+def _unit_blocks(shape: tuple[int, ...], dtype, unit: tuple[int, ...]) -> tuple[int, ...]:
+    return pyramid.level0_blocks(shape, dtype, unit, [(1,) * len(shape)])
+
+
+def _as_dask(arr: Any, blocks: tuple[int, ...], da_mod) -> da.Array:
+    if isinstance(arr, da_mod.Array):
+        if arr.chunks and all(
+            (all(c == axis[0] for c in axis[:-1]) and axis[0] % b == 0) or len(axis) == 1
+            for axis, b in zip(arr.chunks, blocks, strict=True)
+        ):
+            # Already in whole blocks: keep the caller's (larger) chunks.
+            return arr
+        return arr.rechunk(blocks)
+    return da_mod.from_array(arr, chunks=blocks, asarray=True, lock=False)
+
+
+def _codecs(compression: Any, clevel: int, version: str, dtype: np.dtype) -> Any:
+    """Compressor(s) for zarr.create_array: 'zstd'/'lz4' (Blosc with byte
+    shuffle), 'gzip', None/'none', or a codec object passed through."""
+    if compression is None or compression == "none":
+        return None
+    if not isinstance(compression, str):
+        return compression
+    name = compression.lower().removeprefix("blosc-")
+    if version == "0.5":
+        from zarr.codecs import BloscCodec, GzipCodec
+
+        if name in ("zstd", "lz4", "lz4hc", "zlib", "blosclz"):
+            shuffle = "bitshuffle" if dtype.itemsize == 1 else "shuffle"
+            return BloscCodec(cname=name, clevel=clevel, shuffle=shuffle, typesize=dtype.itemsize)
+        if name == "gzip":
+            return GzipCodec(level=clevel)
+    else:
+        import numcodecs
+
+        if name in ("zstd", "lz4", "lz4hc", "zlib", "blosclz"):
+            shuffle = numcodecs.Blosc.BITSHUFFLE if dtype.itemsize == 1 else numcodecs.Blosc.SHUFFLE
+            return numcodecs.Blosc(cname=name, clevel=clevel, shuffle=shuffle)
+        if name == "gzip":
+            return numcodecs.GZip(level=clevel)
+    raise ValueError(f"unknown compression {compression!r}: use 'zstd', 'lz4', 'gzip' or None")
+
+
+def create_arrays(root: Path, plans: Sequence[Plan]) -> list[list[Any]]:
+    """Create the groups and (empty) level arrays of every plan under `root`."""
+    import zarr
+
+    out = []
+    for plan in plans:
+        zfmt = 3 if plan.version == "0.5" else 2
+        group = zarr.open_group(
+            str(root / plan.rel) if plan.rel else str(root), mode="a", zarr_format=zfmt
+        )
+        arrays = []
+        for k, lv in enumerate(plan.levels):
+            kwargs: dict[str, Any] = {
+                "name": str(k),
+                "shape": lv.shape,
+                "chunks": plan.chunks[k],
+                "dtype": lv.dtype,
+                "compressors": plan.compression,
+                "fill_value": 0,
+            }
+            if zfmt == 3:
+                kwargs["dimension_names"] = [a.name for a in plan.axes]
+                kwargs["shards"] = plan.shards[k]
+            else:
+                kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+            arrays.append(group.create_array(**kwargs))
+        out.append(arrays)
+    return out
+
+
+def store_plans(
+    plans: Sequence[Plan], arrays: Sequence[Sequence[Any]], progress: Progress | None
+) -> list[np.ndarray | None]:
+    """Compute and write every level of every plan in one dask pass.
+
+    Returns, per plan, the sorted values present in level 0 when the plan's
+    label colours come from a colormap (computed in the same pass), else None.
+    """
+    import dask
+    import dask.array as da
+
+    sources = [lv for plan in plans for lv in plan.levels]
+    targets = [a for arrs in arrays for a in arrs]
+    write = da.store(sources, targets, lock=False, compute=False)
+    wanted = [
+        [dask.delayed(_present)(b) for b in plan.levels[0].to_delayed().ravel()]
+        if plan.label is not None and callable(plan.colors)
+        else []
+        for plan in plans
+    ]
+    with _ProgressCallback(progress):
+        _, found = dask.compute(write, wanted)
+    return [np.unique(np.concatenate(v)) if v else None for v in found]
+
+
+def _present(block: np.ndarray) -> np.ndarray:
+    """The distinct values of a label block (bincount when the range is small)."""
+    flat = block.ravel()
+    if flat.size == 0:
+        return flat
+    lo, hi = flat.min(), flat.max()
+    if int(hi) - int(lo) < 1 << 20:
+        counts = np.bincount((flat - lo).astype(np.intp, copy=False))
+        return (np.flatnonzero(counts) + int(lo)).astype(block.dtype)
+    return np.unique(flat)
+
+
+class _ProgressCallback:
+    """Reports finished dask tasks to `progress(done, total)`."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+        self._cb = None
+
+    def __enter__(self) -> _ProgressCallback:
+        if self._progress is None:
+            return self
+        from dask.callbacks import Callback
+
+        state = {"done": 0, "total": 0}
+        report = self._progress
+
+        def start(dsk):
+            state["total"] = len(dsk)
+            report(0, state["total"])
+
+        def posttask(key, result, dsk, st, worker_id):
+            state["done"] += 1
+            report(min(state["done"], state["total"]), state["total"])
+
+        self._cb = Callback(start=start, posttask=posttask)
+        self._cb.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._cb is not None:
+            self._cb.__exit__(*exc)
