@@ -1,0 +1,200 @@
+"""`validate`: the NGFF spec's own conformance cases, and hierarchy checks on real stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from conftest import CONFORMANCE, CORPUS_DATASETS
+from napari_omezarr_x.errors import StoreAccessError
+from napari_omezarr_x.validate import validate_store
+
+CASES = sorted(
+    p.relative_to(CONFORMANCE).as_posix() for p in CONFORMANCE.glob("*/*/*/*/*.ome.zarr")
+)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conformance_case_verdict(conformance_dir: Path, case: str) -> None:
+    """Each case is judged as its folder says (strict/ cases with --strict)."""
+    _version, mode, verdict, _kind, _name = case.split("/")
+    report = validate_store(
+        str(conformance_dir / case), strict=mode == "strict", metadata_only=True
+    )
+    assert report.valid is (verdict == "valid"), [str(e) for e in report.errors]
+    for issue in report.errors:
+        assert issue.location
+        assert issue.message
+
+
+def test_all_conformance_cases_are_collected(conformance_dir: Path) -> None:
+    assert len(CASES) == 263
+
+
+def _write_image(
+    root: Path,
+    version: str,
+    shapes: list[tuple[int, ...]],
+    *,
+    dtype: str = "uint8",
+    axes: str = "yx",
+    image_label: bool = False,
+) -> zarr.Group:
+    """A small OME-Zarr image written with zarr directly (no code of ours)."""
+    zarr_format = 3 if version == "0.5" else 2
+    group = zarr.open_group(root, mode="w", zarr_format=zarr_format)
+    for i, shape in enumerate(shapes):
+        arr = group.create_array(str(i), shape=shape, dtype=dtype, chunks=shape)
+        arr[...] = np.ones(shape, dtype=dtype)
+    kinds = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+    multiscale = {
+        "axes": [{"name": a, "type": kinds[a]} for a in axes],
+        "datasets": [
+            {
+                "path": str(i),
+                "coordinateTransformations": [{"type": "scale", "scale": [2.0**i] * len(axes)}],
+            }
+            for i in range(len(shapes))
+        ],
+    }
+    content: dict = {"multiscales": [multiscale]}
+    if image_label:
+        content["image-label"] = {"colors": [{"label-value": 1, "rgba": [255, 0, 0, 255]}]}
+    if version == "0.5":
+        group.attrs["ome"] = {"version": "0.5", **content}
+    else:
+        multiscale["version"] = "0.4"
+        if image_label:
+            content["image-label"]["version"] = "0.4"
+        group.attrs.update(content)
+    return group
+
+
+def _messages(report) -> str:
+    return "\n".join(str(e) for e in report.errors)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_hierarchy_valid_image_with_labels(tmp_path: Path, version: str) -> None:
+    root = tmp_path / "img.zarr"
+    _write_image(root, version, [(32, 32), (16, 16)])
+    labels = zarr.open_group(root / "labels", mode="w", zarr_format=3 if version == "0.5" else 2)
+    labels.attrs.update(
+        {"ome": {"version": "0.5", "labels": ["cells"]}}
+        if version == "0.5"
+        else {"labels": ["cells"]}
+    )
+    _write_image(
+        root / "labels" / "cells", version, [(32, 32), (16, 16)], dtype="uint16", image_label=True
+    )
+    report = validate_store(str(root))
+    assert report.valid, _messages(report)
+    assert report.version == version
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_hierarchy_errors_name_the_array(tmp_path: Path, version: str) -> None:
+    root = tmp_path / "img.zarr"
+    # level 1 is larger than level 0, and level 2 is named but missing
+    group = _write_image(root, version, [(16, 16), (32, 32)])
+    attrs = dict(group.attrs)
+    ms = (attrs["ome"] if version == "0.5" else attrs)["multiscales"][0]
+    ms["datasets"].append(
+        {"path": "2", "coordinateTransformations": [{"type": "scale", "scale": [4.0, 4.0]}]}
+    )
+    group.attrs.update(attrs)
+    report = validate_store(str(root))
+    text = _messages(report)
+    assert not report.valid
+    assert "larger than the level before it" in text
+    assert "2: array named by" in text
+    assert "does not exist" in text
+    assert validate_store(str(root), metadata_only=True).valid
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_hierarchy_ndim_and_label_dtype(tmp_path: Path, version: str) -> None:
+    root = tmp_path / "img.zarr"
+    _write_image(root, version, [(4, 32, 32)], axes="yx")
+    report = validate_store(str(root))
+    assert "array has 3 dimensions but the axes name 2" in _messages(report)
+
+    labels = tmp_path / "lab.zarr"
+    _write_image(labels, version, [(32, 32)], dtype="float32", image_label=True)
+    report = validate_store(str(labels))
+    assert "labels must be integers" in _messages(report)
+
+
+def test_plate_wells_must_exist(tmp_path: Path) -> None:
+    root = tmp_path / "plate.zarr"
+    group = zarr.open_group(root, mode="w", zarr_format=3)
+    group.attrs["ome"] = {
+        "version": "0.5",
+        "plate": {
+            "rows": [{"name": "A"}],
+            "columns": [{"name": "1"}, {"name": "2"}],
+            "wells": [
+                {"path": "A/1", "rowIndex": 0, "columnIndex": 0},
+                {"path": "A/2", "rowIndex": 0, "columnIndex": 1},
+            ],
+        },
+    }
+    well = zarr.open_group(root / "A" / "1", mode="w", zarr_format=3)
+    well.attrs["ome"] = {"version": "0.5", "well": {"images": [{"path": "0"}]}}
+    _write_image(root / "A" / "1" / "0", "0.5", [(8, 8)])
+    report = validate_store(str(root))
+    assert [e.location for e in report.errors] == ["A/2"]
+    assert validate_store(str(root), metadata_only=True).valid
+
+
+def test_broken_json_is_invalid_with_location(tmp_path: Path) -> None:
+    root = tmp_path / "broken.zarr"
+    root.mkdir()
+    (root / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group", ')
+    report = validate_store(str(root))
+    assert not report.valid
+    assert report.errors[0].location == "zarr.json"
+    assert "not valid JSON" in report.errors[0].message
+
+
+def test_unreadable_paths_raise(tmp_path: Path) -> None:
+    with pytest.raises(StoreAccessError, match="no such file"):
+        validate_store(str(tmp_path / "missing.zarr"))
+    with pytest.raises(StoreAccessError, match="no zarr metadata"):
+        validate_store(str(tmp_path))
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(StoreAccessError, match="not a folder"):
+        validate_store(str(text))
+
+
+@pytest.mark.parametrize("dataset", CORPUS_DATASETS, ids=lambda d: d["id"])
+def test_corpus_gives_a_verdict(corpus_dir: Path, dataset: dict) -> None:
+    """Every third-party store gets a verdict and the version it declares."""
+    path = corpus_dir.parent.parent / dataset["open_path"]
+    report = validate_store(str(path))
+    assert report.version is not None
+    assert report.version.startswith(tuple(str(v)[:3] for v in dataset["ngff_versions"]))
+    if not report.valid:
+        assert all(e.location and e.message for e in report.errors)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_writer_output_is_valid(tmp_path: Path, version: str) -> None:
+    write = pytest.importorskip("napari_omezarr_x.write")
+    data = np.arange(2 * 3 * 40 * 48, dtype="uint16").reshape(2, 3, 40, 48)
+    out = write.write_image(
+        str(tmp_path / "w.ome.zarr"),
+        data,
+        axes="czyx",
+        version=version,
+        scale=(1.0, 0.5, 0.25, 0.25),
+        levels=3,
+    )
+    write.add_labels(out, (data[0] % 7).astype("uint8"), "cells")
+    report = validate_store(str(out))
+    assert report.valid, _messages(report)
+    assert report.version == version
