@@ -134,14 +134,29 @@ class Reader:
 
     def __init__(self, location: Location) -> None:
         self.loc = location
+        self.zarr_format: int | None = None
 
     # -- low-level access, safe to call from worker threads -------------------------
 
     def group(self, path: str) -> Any:
-        """The zarr group at `path` (raises the underlying zarr/IO error)."""
+        """The zarr group at `path` (raises the underlying zarr/IO error).
+
+        Once the first group is open its zarr format is assumed for the rest
+        of the store, which saves probing for both formats' files per group.
+        """
         import zarr
 
-        return zarr.open_group(self.loc.store, path=path or None, mode="r")
+        fmt = self.zarr_format
+        group = zarr.open_group(
+            self.loc.store,
+            path=path or None,
+            mode="r",
+            zarr_format=fmt,
+            use_consolidated=False if fmt else None,
+        )
+        if fmt is None:
+            self.zarr_format = group.metadata.zarr_format
+        return group
 
     def array(self, path: str, zarr_format: int | None) -> Any:
         """The zarr array at `path`."""
@@ -168,6 +183,11 @@ class Reader:
         except Exception as exc:  # mapped to our error types
             err = _access_error(where, exc)
             if isinstance(err, MetadataError) and "missing" in str(err):
+                if self.loc.kind == "http":
+                    raise StoreAccessError(
+                        f"{where}: no zarr metadata found at this URL (zarr.json/.zattrs missing "
+                        "or the server is unreachable)"
+                    ) from exc
                 raise NotOmeZarrError(f"{where}: not an OME-Zarr store (no zarr group)") from exc
             raise err from exc
         attrs = self.attrs(group)

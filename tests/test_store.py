@@ -1,0 +1,197 @@
+"""Opening stores: local paths inside a store, zip files, http(s) URLs."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import socket
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr.storage
+
+from napari_omezarr_x import store as store_mod
+from napari_omezarr_x.errors import StoreAccessError
+from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
+from napari_omezarr_x.store import open_location
+from ngff_fixtures import write_image
+
+METADATA_NAMES = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files with a small delay per request, recording paths and concurrency."""
+
+    delay = 0.02
+    log: list[str]
+    state: dict[str, int]
+    lock: threading.Lock
+
+    def log_message(self, *args: object) -> None:
+        """Keep test output clean."""
+
+    def do_GET(self) -> None:
+        with self.lock:
+            self.log.append(self.path)
+            self.state["inflight"] += 1
+            self.state["max"] = max(self.state["max"], self.state["inflight"])
+        try:
+            time.sleep(self.delay)
+            super().do_GET()
+        finally:
+            with self.lock:
+                self.state["inflight"] -= 1
+
+
+@pytest.fixture
+def http_root(corpus_dir) -> Iterator[tuple[str, list[str], dict[str, int]]]:
+    """A ThreadingHTTPServer on a free port serving the corpus folder."""
+    handler = type(
+        "Handler",
+        (_Handler,),
+        {"log": [], "state": {"inflight": 0, "max": 0}, "lock": threading.Lock()},
+    )
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(corpus_dir))
+    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", handler.log, handler.state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_http_reads_corpus_image_with_labels(http_root, slash):
+    base, log, state = http_root
+    (image,) = read_ome_zarr(f"{base}/zarr-java_ome_v0.4.zarr{slash}")
+    assert image.store == f"{base}/zarr-java_ome_v0.4.zarr"
+    assert image.name == "test_image"
+    assert [lvl.shape for lvl in image.levels] == [(1, 2, 8, 16, 16), (1, 2, 4, 8, 8)]
+    assert [lab.name for lab in image.labels] == ["nuclei"]
+    # Opening fetched metadata documents only, several at once.
+    assert log
+    assert all(p.rsplit("/", 1)[-1] in METADATA_NAMES for p in log), log
+    assert state["max"] >= 2
+    local = zarr.open_array(
+        Path(__file__).resolve().parents[2] / "shared/corpus/zarr-java_ome_v0.4.zarr/1", mode="r"
+    )
+    np.testing.assert_array_equal(image.levels[1].compute(), local[...])
+
+
+def test_http_v3_levels_fetched_concurrently(http_root):
+    base, log, state = http_root
+    (image,) = read_ome_zarr(f"{base}/galaxy_input9_bool_zyx.zarr")
+    assert len(image.levels) == 5
+    assert image.levels[0].dtype == bool
+    assert state["max"] >= 5
+
+
+def test_http_unreachable_raises_quickly():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(StoreAccessError, match=rf"127\.0\.0\.1:{port}/x\.zarr"):
+        read_ome_zarr(f"http://127.0.0.1:{port}/x.zarr")
+
+
+def test_http_silent_server_times_out(monkeypatch):
+    monkeypatch.setattr(store_mod, "HTTP_READ_TIMEOUT", 0.5)
+    with socket.socket() as sock:
+        # Listening but never answering: the connection succeeds, the reply never comes.
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        port = sock.getsockname()[1]
+        with pytest.raises(StoreAccessError, match=rf"127\.0\.0\.1:{port}/x\.zarr"):
+            read_ome_zarr(f"http://127.0.0.1:{port}/x.zarr")
+
+
+def test_http_missing_dataset(http_root):
+    base, _, _ = http_root
+    with pytest.raises(StoreAccessError, match="no zarr metadata"):
+        read_ome_zarr(f"{base}/does-not-exist.zarr")
+
+
+def test_corpus_zip(corpus_dir):
+    path = corpus_dir / "neuroglancer_ngff-zarr_simple_0.5.zip"
+    assert looks_like_ome_zarr(str(path))
+    (image,) = read_ome_zarr(str(path))
+    assert image.store == str(path)
+    assert [lvl.shape for lvl in image.levels] == [(10, 10), (5, 5), (2, 2)]
+    assert image.level_paths == ["scale0/image", "scale1/image", "scale2/image"]
+    assert image.levels[2].compute().dtype == np.uint16
+
+
+def _zip_folder(folder: Path, target: Path, prefix: str) -> Path:
+    with zipfile.ZipFile(target, "w") as archive:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                archive.write(file, f"{prefix}{file.relative_to(folder).as_posix()}")
+    return target
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize(("suffix", "prefix"), [(".ozx", ""), (".zip", "img.ome.zarr/")])
+def test_zip_stores_and_paths_inside(tmp_path, version, suffix, prefix):
+    folder = write_image(tmp_path / "img.ome.zarr", version, labels={"cells": {}})
+    archive = _zip_folder(folder, tmp_path / f"img{suffix}", prefix)
+    assert looks_like_ome_zarr(str(archive))
+    (image,) = read_ome_zarr(str(archive))
+    np.testing.assert_array_equal(
+        image.levels[0].compute(), zarr.open_array(folder / "0", mode="r")[...]
+    )
+    assert [lab.name for lab in image.labels] == ["cells"]
+    (label,) = read_ome_zarr(str(archive / "labels" / "cells"))
+    assert label.kind == "labels"
+    assert label.path == f"{prefix}labels/cells".strip("/")
+
+
+def test_bad_zip(tmp_path):
+    bad = tmp_path / "bad.ozx"
+    bad.write_bytes(b"not a zip at all")
+    with pytest.raises(StoreAccessError, match=r"bad\.ozx"):
+        read_ome_zarr(str(bad))
+
+
+def test_local_path_inside_store_finds_root(tmp_path):
+    folder = write_image(tmp_path / "img.zarr", "0.5", labels={"cells": {}})
+    loc = open_location(folder / "labels" / "cells")
+    assert loc.root == str(folder.resolve())
+    assert loc.path == "labels/cells"
+    assert isinstance(loc.store, zarr.storage.LocalStore)
+    assert loc.store.read_only
+
+
+def test_bioformats2raw_layout1_folder(corpus_dir):
+    folder = corpus_dir / "viv_bioformats-zarr-layout1"
+    assert looks_like_ome_zarr(str(folder))
+    for path in (folder, folder / "data.zarr"):
+        (image,) = read_ome_zarr(str(path))
+        assert image.name == "multi-channel.ome.tif"
+        assert image.levels[0].shape == (1, 3, 1, 167, 439)
+        assert image.path == "0"
+
+
+def test_open_reads_no_chunks(tmp_path, monkeypatch):
+    """Opening touches metadata documents only; chunks are read on compute."""
+    folder = write_image(tmp_path / "img.zarr", "0.5-sharded", labels={"cells": {}})
+    keys: list[str] = []
+    original = zarr.storage.LocalStore.get
+
+    async def counting_get(self, key, *args, **kwargs):
+        keys.append(key)
+        return await original(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", counting_get)
+    (image,) = read_ome_zarr(str(folder))
+    assert keys
+    assert [k for k in keys if k.rsplit("/", 1)[-1] not in METADATA_NAMES] == []
+    image.levels[-1].compute()
+    assert [k for k in keys if k.rsplit("/", 1)[-1] not in METADATA_NAMES]
