@@ -4,14 +4,11 @@ everything else, atomic rewrite, and refusal on read-only stores."""
 from __future__ import annotations
 
 import errno
-import functools
-import http.server
 import json
 import os
 import shutil
 import tempfile
-import threading
-import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +24,9 @@ from omero_helpers import (
     make_image,
     metadata_doc,
     omero_block,
+    serve,
     stored_omero,
+    zip_store,
 )
 
 
@@ -42,26 +41,9 @@ def image(tmp_path: Path, version: str) -> Path:
 
 
 @pytest.fixture
-def http_root(tmp_path: Path):
-    """A real localhost HTTP server serving tmp_path; yields its base URL."""
-    handler = functools.partial(
-        type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}),
-        directory=str(tmp_path),
-    )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def _zip_store(folder: Path, target: Path) -> Path:
-    with zipfile.ZipFile(target, "w") as zf:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file():
-                zf.write(p, p.relative_to(folder).as_posix())
-    return target
+def http_root(tmp_path: Path) -> Iterator[str]:
+    with serve(tmp_path) as url:
+        yield url
 
 
 def test_read_omero_and_channels(image: Path) -> None:
@@ -220,7 +202,7 @@ def test_http_store_reads_but_refuses_save(image: Path, http_root: str) -> None:
 
 
 def test_zip_store_reads_but_refuses_save(image: Path, tmp_path: Path) -> None:
-    zipped = _zip_store(image, tmp_path / "img.ome.zarr.zip")
+    zipped = zip_store(image, tmp_path / "img.ome.zarr.zip")
     before = zipped.read_bytes()
     assert omero.read_omero(zipped) == omero_block(3)
     with pytest.raises(ReadOnlyStoreError, match="zipped"):
