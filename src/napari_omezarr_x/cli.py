@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreAccessError as exc:
         print(f"napari-omezarr-x {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except OmeZarrXError as exc:
+    except (OmeZarrXError, ValueError) as exc:
         print(f"napari-omezarr-x {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
 
@@ -140,7 +140,7 @@ def _convert(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=bar,
     )
-    bar.close()
+    bar.close(complete=True)
     print(f"wrote {out}")
     return EXIT_OK
 
@@ -161,7 +161,9 @@ class _ProgressBar:
         sys.stderr.flush()
         self.shown = True
 
-    def close(self) -> None:
+    def close(self, *, complete: bool = False) -> None:
+        if complete and self.shown:
+            self(1, 1)
         if self.shown:
             sys.stderr.write("\n")
             sys.stderr.flush()
