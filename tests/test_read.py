@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import warnings
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
 
+from conftest import CORPUS, CORPUS_DATASETS
 from napari_omezarr_x.errors import (
     MetadataError,
     NgffComplianceWarning,
@@ -225,3 +228,52 @@ def test_core_does_not_import_napari():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def _xml_names(folder: Path) -> list[str]:
+    for xml in (folder / "OME" / "METADATA.ome.xml", folder.parent / "METADATA.ome.xml"):
+        if xml.is_file():
+            root = ET.parse(xml).getroot()
+            return [el.get("Name", "") for el in root if el.tag.endswith("}Image")]
+    return []
+
+
+def _expected_images(dataset: dict) -> list[tuple[str, str | None, list, str]]:
+    """(path, name, level shapes, dtype) the manifest implies for each returned Image."""
+    folder = CORPUS.parent.parent / dataset["open_path"]
+    images = [i for i in dataset["images"] if "labels/" not in i["group"]]
+    shapes = [[tuple(lvl["shape"]) for lvl in img["levels"]] for img in images]
+    dtypes = [np.dtype(img["levels"][0]["dtype"]).name for img in images]
+    if dataset["plates"]:
+        plate = dataset["plates"][0]
+        mosaic = [(*s[:-2], s[-2] * plate["n_rows"], s[-1] * plate["n_columns"]) for s in shapes[0]]
+        return [("", plate["name"], mosaic, dtypes[0])]
+    names = [(i["name"] or "").strip("/") or None for i in images]
+    xml = _xml_names(folder)
+    if dataset["bioformats2raw"] and xml:
+        names = [
+            xml[int(i["group"])] if i["group"].isdigit() else n
+            for i, n in zip(images, names, strict=True)
+        ]
+    paths = ["" if i["group"] == "." else i["group"] for i in images]
+    return list(zip(paths, names, shapes, dtypes, strict=True))
+
+
+@pytest.mark.parametrize("dataset", CORPUS_DATASETS, ids=[d["id"] for d in CORPUS_DATASETS])
+def test_corpus_dataset(corpus_dir, dataset):
+    path = corpus_dir.parent.parent / dataset["open_path"]
+    assert looks_like_ome_zarr(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NgffComplianceWarning)
+        images = read_ome_zarr(str(path))
+    got = [
+        (img.path, img.name, [lvl.shape for lvl in img.levels], np.dtype(img.levels[0].dtype).name)
+        for img in images
+    ]
+    assert got == _expected_images(dataset)
+    assert [lab.name for lab in images[0].labels] == dataset["label_names"]
+    if dataset["channels_omero"] and images[0].channel_axis is not None:
+        assert len(images[0].channels) == images[0].levels[0].shape[images[0].channel_axis]
+    smallest = images[0].levels[-1].compute()
+    if dataset["fill_value_only"]:
+        assert not smallest.any()
