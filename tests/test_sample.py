@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -140,12 +142,11 @@ def test_label_colors_are_distinct_and_skip_background(nuclei_labels: np.ndarray
 
 def test_channel_settings_window_the_data(cells: sample.SyntheticCells) -> None:
     settings = sample.channel_settings(cells.image)
-    assert [c["label"] for c in settings] == list(sample.CHANNEL_NAMES)
+    assert [c.label for c in settings] == list(sample.CHANNEL_NAMES)
     for channel, data in zip(settings, cells.image, strict=True):
-        window = channel["window"]
-        assert window["min"] <= np.median(data) < window["start"] + 200
-        assert window["start"] < window["end"] <= window["max"] == data.max()
-        assert (data > window["end"]).mean() < 0.01
+        assert channel.min <= np.median(data) < channel.start + 200
+        assert channel.start < channel.end <= channel.max == data.max()
+        assert (data > channel.end).mean() < 0.01
 
 
 def test_cache_dir_honours_environment(tmp_path, monkeypatch) -> None:
@@ -156,3 +157,131 @@ def test_cache_dir_honours_environment(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(sample.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert sample.cache_dir() == tmp_path / "xdg" / "napari-omezarr-x"
+
+
+@pytest.fixture
+def small_sample(monkeypatch) -> None:
+    """Make the cached sample small, so store tests write in a blink."""
+    make = sample.make_cells
+    monkeypatch.setattr(sample, "make_cells", lambda seed=0: make(SMALL, seed))
+
+
+@pytest.mark.usefixtures("small_sample")
+def test_ensure_sample_writes_once_then_reuses(tmp_path, monkeypatch) -> None:
+    path = sample.ensure_sample(tmp_path)
+    assert path == sample.sample_path(tmp_path)
+    assert (path / "zarr.json").is_file()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the cached sample was regenerated")
+
+    monkeypatch.setattr(sample, "write_sample", fail)
+    assert sample.ensure_sample(tmp_path) == path
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+@pytest.mark.usefixtures("small_sample")
+def test_ensure_sample_survives_a_concurrent_writer(tmp_path, monkeypatch) -> None:
+    """Another process finishing first wins; ours is discarded, nothing is left behind."""
+    write = sample.write_sample
+    winner = {}
+
+    def racing_write(path, **kwargs):
+        written = write(path, **kwargs)
+        monkeypatch.setattr(sample, "write_sample", write)
+        winner["path"] = sample.ensure_sample(tmp_path)  # the other process, done first
+        (winner["path"] / "marker").write_text("first")
+        return written
+
+    monkeypatch.setattr(sample, "write_sample", racing_write)
+    path = sample.ensure_sample(tmp_path)
+    assert path == winner["path"]
+    assert (path / "marker").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_failed_generation_leaves_nothing(tmp_path, monkeypatch) -> None:
+    def broken(path, **kwargs):
+        (Path(path) / "zarr.json").parent.mkdir(parents=True)
+        (Path(path) / "zarr.json").write_text("{}")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sample, "write_sample", broken)
+    with pytest.raises(OSError, match="disk full"):
+        sample.ensure_sample(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.usefixtures("small_sample")
+def test_stale_samples_are_replaced(tmp_path) -> None:
+    old = tmp_path / "cells3d-v0-0.0.1.ome.zarr"
+    old.mkdir()
+    (old / "zarr.json").write_text("{}")
+    unrelated = tmp_path / "keep-me"
+    unrelated.mkdir()
+    path = sample.ensure_sample(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, "keep-me"])
+
+
+@pytest.mark.usefixtures("small_sample")
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_written_sample_reads_back(tmp_path, version: str) -> None:
+    from napari_omezarr_x.read import read_ome_zarr
+
+    cells = sample.make_cells()
+    expected_labels = sample.segment_nuclei(cells.image[1], cells.voxel_size)
+    path = sample.write_sample(tmp_path / "cells.ome.zarr", version=version)
+    (image,) = read_ome_zarr(path)
+    assert image.version == version
+    assert [(a.name, a.unit) for a in image.axes] == [
+        ("c", None),
+        ("z", "micrometer"),
+        ("y", "micrometer"),
+        ("x", "micrometer"),
+    ]
+    assert image.scale[1:] == pytest.approx(sample.VOXEL_SIZE_UM)
+    assert len(image.levels) == sample.PYRAMID_LEVELS
+    assert image.levels[-1].shape[-2:] == (SMALL[1] // 4, SMALL[2] // 4)
+    np.testing.assert_array_equal(image.levels[0].compute(), cells.image)
+    assert [(c.label, c.color) for c in image.channels] == list(
+        zip(sample.CHANNEL_NAMES, sample.CHANNEL_COLORS, strict=True)
+    )
+    assert all(c.start < c.end for c in image.channels)
+
+    (labels,) = image.labels
+    assert labels.path.endswith(f"labels/{sample.LABELS_NAME}")
+    np.testing.assert_array_equal(labels.levels[0].compute(), expected_labels)
+    colors = sample.label_colors(expected_labels)
+    assert set(labels.label.colors) == set(colors)
+    value = next(iter(colors))
+    assert np.allclose(np.asarray(labels.label.colors[value]) * 255, colors[value], atol=1)
+    volumes = {p["label-value"]: p["volume_um3"] for p in labels.label.properties}
+    voxel = float(np.prod(sample.VOXEL_SIZE_UM))
+    assert volumes[value] == pytest.approx((expected_labels == value).sum() * voxel, rel=1e-3)
+
+
+@pytest.mark.usefixtures("small_sample")
+def test_sample_command_and_viewer(tmp_path, monkeypatch, make_napari_viewer) -> None:
+    from napari_omezarr_x._napari.sample import cells3d, open_sample
+
+    monkeypatch.setenv(sample.CACHE_ENV, str(tmp_path))
+    cells = sample.make_cells()
+    tuples = cells3d()
+    assert [kind for _, _, kind in tuples] == ["image", "image", "labels"]
+    names = [meta["name"] for _, meta, _ in tuples]
+    assert all(sample.IMAGE_NAME in name for name in names[:2])
+    assert names[0].endswith(sample.CHANNEL_NAMES[0])
+    assert names[1].endswith(sample.CHANNEL_NAMES[1])
+    assert sample.LABELS_NAME in names[2]
+
+    viewer = make_napari_viewer()
+    open_sample(viewer)
+    assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Image", "Labels"]
+    membranes, nuclei, labels = viewer.layers
+    np.testing.assert_array_equal(np.asarray(nuclei.data[0]), cells.image[1])
+    assert tuple(nuclei.scale) == pytest.approx(sample.VOXEL_SIZE_UM)
+    assert tuple(labels.scale) == pytest.approx(sample.VOXEL_SIZE_UM)
+    assert np.allclose(nuclei.colormap.colors[-1], [1, 0, 1, 1])
+    assert np.allclose(membranes.colormap.colors[-1], [0, 1, 0, 1])
+    assert labels.metadata["omezarr"]["kind"] == "labels"
+    assert labels.metadata["omezarr"]["store"] == str(sample.sample_path(tmp_path))

@@ -27,6 +27,7 @@ from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
 from napari_omezarr_x import __version__
+from napari_omezarr_x.model import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +38,13 @@ VOXEL_SIZE_UM = (0.29, 0.26, 0.26)
 """z, y, x voxel size in micrometres (those of skimage's cells3d)."""
 CHANNEL_NAMES = ("membranes", "nuclei")
 CHANNEL_COLORS = ("00FF00", "FF00FF")
+IMAGE_NAME = "cells3d"
 LABELS_NAME = "nuclei"
+PYRAMID_LEVELS = 3
+"""The sample fits one 256-pixel tile; a short pyramid still shows multiscale at work."""
 CACHE_ENV = "NAPARI_OMEZARR_X_CACHE"
 """Environment variable that overrides the cache folder (tests, shared machines)."""
 
-_AXES = (
-    {"name": "c", "type": "channel"},
-    {"name": "z", "type": "space", "unit": "micrometer"},
-    {"name": "y", "type": "space", "unit": "micrometer"},
-    {"name": "x", "type": "space", "unit": "micrometer"},
-)
 _STAGING_PREFIX = ".cells3d-staging-"
 _CELL_SPACING_UM = 10.5
 _CAMERA_OFFSET = 100.0
@@ -180,8 +178,8 @@ def sample_path(directory: Path | str | None = None) -> Path:
     return folder / f"cells3d-v{SAMPLE_VERSION}-{__version__}.ome.zarr"
 
 
-def channel_settings(image: np.ndarray) -> list[dict[str, object]]:
-    """omero channel dicts for a (channel, z, y, x) sample: names, colours and windows.
+def channel_settings(image: np.ndarray) -> list[Channel]:
+    """Rendering settings for a (channel, z, y, x) sample: names, colours and windows.
 
     The window runs from the 0.5th to the 99.8th percentile, so background is black and
     only the brightest specks saturate; min and max span the data.
@@ -190,20 +188,15 @@ def channel_settings(image: np.ndarray) -> list[dict[str, object]]:
     for name, color, data in zip(CHANNEL_NAMES, CHANNEL_COLORS, image, strict=True):
         start, end = np.percentile(data[:: max(1, len(data) // 8)], (0.5, 99.8))
         channels.append(
-            {
-                "label": name,
-                "color": color,
-                "window": {
-                    "start": float(round(start)),
-                    "end": float(round(end)),
-                    "min": 0.0,
-                    "max": float(data.max()),
-                },
-                "active": True,
-                "inverted": False,
-                "family": "linear",
-                "coefficient": 1.0,
-            }
+            Channel(
+                label=name,
+                color=color,
+                start=float(round(start)),
+                end=float(round(end)),
+                min=0.0,
+                max=float(data.max()),
+                raw={"family": "linear", "coefficient": 1.0},
+            )
         )
     return channels
 
@@ -221,11 +214,13 @@ def write_sample(path: Path | str, *, version: str = "0.5", seed: int = 0) -> st
     written = write_image(
         os.fspath(path),
         cells.image,
-        axes=_AXES,
+        axes="czyx",
+        units=(None, "micrometer", "micrometer", "micrometer"),
         scale=(1.0, *cells.voxel_size),
-        name="cells3d (synthetic)",
+        name=IMAGE_NAME,
         channels=channel_settings(cells.image),
         version=version,
+        levels=PYRAMID_LEVELS,
     )
     voxel_volume = float(np.prod(cells.voxel_size))
     counts = np.bincount(labels.ravel())

@@ -1,0 +1,47 @@
+"""napari side of the built-in sample: the sample-data command and a one-call viewer.
+
+The layers come from the cached OME-Zarr store through the plugin's own reader, so the
+sample shows exactly what opening that store from disk shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from napari_omezarr_x._napari.layers import layers_for_images
+from napari_omezarr_x.read import read_ome_zarr
+from napari_omezarr_x.sample import ensure_sample
+
+if TYPE_CHECKING:
+    import napari
+    from napari.types import LayerDataTuple
+
+logger = logging.getLogger(__name__)
+
+PLUGIN = "napari-omezarr-x"
+SAMPLE_KEY = "cells3d"
+
+
+def cells3d() -> list[LayerDataTuple]:
+    """The 'Cells 3D (OME-Zarr)' sample: two channels and the nuclei labels.
+
+    Generates the sample into the cache on first use (a few seconds), then reads it.
+    """
+    path = ensure_sample()
+    return layers_for_images(read_ome_zarr(str(path)))
+
+
+def open_sample(viewer: napari.Viewer) -> None:
+    """Add the sample to `viewer`, centred on the middle of the stack."""
+    viewer.open_sample(PLUGIN, SAMPLE_KEY)
+    viewer.reset_view()
+
+
+def show_sample() -> None:
+    """Open a napari window with the sample and run napari until it is closed."""
+    import napari
+
+    viewer = napari.Viewer(title="napari-omezarr-x: Cells 3D sample")
+    open_sample(viewer)
+    napari.run()
