@@ -29,7 +29,7 @@ TIME_UNITS = {
     "nanosecond", "petasecond", "picosecond", "second", "terasecond", "yoctosecond",
     "yottasecond", "zeptosecond", "zettasecond",
 }  # fmt: skip
-_DEFAULT_NAMES = {1: "x", 2: "yx", 3: "zyx", 4: "tzyx", 5: "tczyx"}
+DEFAULT_NAMES = {1: "x", 2: "yx", 3: "zyx", 4: "tzyx", 5: "tczyx"}
 _TYPE_BY_NAME = {
     "t": "time", "time": "time", "c": "channel", "ch": "channel", "channel": "channel",
     "x": "space", "y": "space", "z": "space",
@@ -51,7 +51,7 @@ def make_axes(
     if not 2 <= ndim <= 5:
         raise ValueError(f"OME-NGFF images have 2 to 5 axes, got an array with {ndim}")
     if names is None or all(re.fullmatch(r"-?\d+", str(n)) for n in names):
-        names = list(_DEFAULT_NAMES[ndim])
+        names = list(DEFAULT_NAMES[ndim])
     names = [str(n) for n in names]
     if len(names) != ndim or len(set(names)) != ndim:
         raise ValueError(f"expected {ndim} distinct axis names, got {names}")

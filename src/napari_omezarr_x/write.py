@@ -37,6 +37,7 @@ __all__ = [
     "ImageSpec",
     "LabelsSpec",
     "add_labels",
+    "is_image",
     "write_image",
     "write_labels",
     "write_store",
@@ -370,6 +371,15 @@ def _image_info(image: Path) -> tuple[str, dict[str, Any]]:
             f"{image}: labels can be added to OME-NGFF 0.4 or 0.5 images, this is {version}"
         )
     return version, multiscales[0]
+
+
+def is_image(path: str | Path) -> bool:
+    """True when `path` is a local OME-Zarr image (0.4 or 0.5) labels can be added to."""
+    try:
+        _image_info(Path(path))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _level0_geometry(image: Path, ms: dict[str, Any]) -> tuple[list[Axis], list, list, tuple]:

@@ -1,0 +1,169 @@
+"""npe2 writer hooks: save image and labels layers as OME-Zarr.
+
+napari calls `write_layers(path, [(data, meta, layer_type), ...])` for a
+multi-layer selection and `write_image` / `write_labels(path, data, meta)`
+for a single layer. The layer metadata is turned into plain values and the
+core writer (`napari_omezarr_x.write`, `layout`) does the rest. Saving only
+labels layers onto an existing OME-Zarr image adds them under its `labels/`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..layout import LayerInput, plan_layout
+from ..model import Channel
+from ..write import add_labels, is_image, write_store
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".ome.zarr"
+
+
+def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
+    """Save any mix of image and labels layers to one OME-Zarr store."""
+    target = _target(path)
+    layers = [_layer_input(data, meta, kind) for data, meta, kind in layer_data]
+    if layers and all(layer.kind == "labels" for layer in layers) and is_image(target):
+        return _add_labels(target, layers)
+    images, labels = plan_layout(layers)
+    with _ProgressBar(f"Saving {target.name}") as report:
+        return write_store(target, images, labels, overwrite=True, progress=report)
+
+
+def write_image(path: str, data: Any, meta: dict) -> list[str]:
+    """Save one image layer as an OME-Zarr image."""
+    return write_layers(path, [(data, meta, "image")])
+
+
+def write_labels(path: str, data: Any, meta: dict) -> list[str]:
+    """Save one labels layer: into `labels/` of an existing OME-Zarr image at
+    `path`, else as an OME-Zarr of its own."""
+    return write_layers(path, [(data, meta, "labels")])
+
+
+def _target(path: str) -> Path:
+    """The path as typed, with `.ome.zarr` appended when it has no extension."""
+    target = Path(path).expanduser()
+    if not target.suffix:
+        target = target.with_name(target.name + SUFFIX)
+    return target
+
+
+def _add_labels(target: Path, layers: list[LayerInput]) -> list[str]:
+    written = []
+    with _ProgressBar(f"Adding labels to {target.name}") as report:
+        for layer in layers:
+            written.append(
+                add_labels(
+                    target,
+                    layer.data,
+                    layer.name,
+                    colors=layer.colors,
+                    properties=layer.properties,
+                    progress=report,
+                )
+            )
+    return written
+
+
+def _layer_input(data: Any, meta: dict, kind: str) -> LayerInput:
+    """Plain values from napari's layer metadata."""
+    omezarr = (meta.get("metadata") or {}).get("omezarr") or {}
+    units = meta.get("units")
+    layer = LayerInput(
+        data=data,
+        kind=kind,
+        name=str(meta.get("name") or kind),
+        axis_labels=meta.get("axis_labels"),
+        units=None if units is None else [str(u) for u in units],
+        scale=meta.get("scale"),
+        translate=meta.get("translate"),
+        rgb=bool(meta.get("rgb", False)),
+        image_name=omezarr.get("image_name"),
+        channel_index=omezarr.get("channel_index"),
+    )
+    if kind == "image":
+        layer.channel = _channel(data, meta, omezarr.get("channel"))
+    elif kind == "labels":
+        colormap = meta.get("colormap")
+        if colormap is not None and hasattr(colormap, "map"):
+            layer.colors = colormap.map
+        layer.properties = _properties(meta.get("features"))
+    return layer
+
+
+def _channel(data: Any, meta: dict, raw: dict | None) -> Channel:
+    """omero channel settings from an image layer's colormap, contrast and visibility."""
+    from napari.utils.colormaps import ensure_colormap
+
+    colors = np.asarray(ensure_colormap(meta.get("colormap", "gray")).colors)
+    inverted = colors[0][:3].sum() > colors[-1][:3].sum()
+    rgb = colors[0] if inverted else colors[-1]
+    start, end = (float(v) for v in meta.get("contrast_limits") or (0.0, 1.0))
+    raw = dict(raw or {})
+    window = raw.get("window") or {}
+    dtype = np.dtype(data[0].dtype if isinstance(data, list | tuple) else data.dtype)
+    if dtype.kind in "iu":
+        lo, hi = float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)
+    else:
+        lo, hi = start, end
+    vmin = min(float(window.get("min", lo)), start)
+    vmax = max(float(window.get("max", hi)), end)
+    return Channel(
+        label=str(meta.get("name")),
+        color="".join(f"{round(float(v) * 255):02X}" for v in rgb[:3]),
+        start=start,
+        end=end,
+        min=vmin,
+        max=vmax,
+        active=bool(meta.get("visible", True)),
+        inverted=bool(inverted),
+        raw=raw,
+    )
+
+
+def _properties(features: Any) -> list[dict[str, Any]]:
+    """`image-label.properties` rows from a features table keyed by `index`."""
+    if features is None or len(features) == 0:
+        return []
+    table = features.reset_index(drop=True)
+    if "index" in table.columns:
+        values = table.pop("index")
+    else:
+        values = range(len(table))
+    rows = []
+    for value, (_, row) in zip(values, table.iterrows(), strict=True):
+        entry = {"label-value": int(value)}
+        entry.update({str(k): v for k, v in row.items()})
+        rows.append(entry)
+    return rows
+
+
+class _ProgressBar:
+    """napari's progress bar fed by the writer's `progress(done, total)` calls."""
+
+    def __init__(self, description: str) -> None:
+        self._description = description
+        self._bar = None
+
+    def __enter__(self):
+        from napari.utils import progress
+
+        self._bar = progress(total=0, desc=self._description)
+
+        def report(done: int, total: int) -> None:
+            if self._bar.total != total:
+                self._bar.total = total
+            self._bar.n = done
+            self._bar.refresh()
+
+        return report
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,203 @@
+"""Where each layer of a multi-layer save goes in one OME-Zarr store.
+
+Rules (also in the README):
+
+- Image layers of the same shape become the channels of one image (a `c`
+  axis, placed after `t` if there is one); the first such group is the root
+  image, any image of another shape gets a child group named after its first
+  layer.
+- A labels layer goes to `labels/<layer name>` of the image whose layers have
+  its shape; the root image if none does.
+- Without image layers, the first labels layer is the root image.
+
+Nothing here imports napari: layers arrive as `LayerInput`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._plan import Colors, is_multiscale
+from ._write_meta import DEFAULT_NAMES
+from .model import Channel
+from .write import ImageSpec, LabelsSpec
+
+
+@dataclass
+class LayerInput:
+    """What the writer needs from one napari layer (plain Python values)."""
+
+    data: Any
+    kind: str
+    name: str
+    axis_labels: Sequence[str] | None = None
+    units: Sequence[str | None] | None = None
+    scale: Sequence[float] | None = None
+    translate: Sequence[float] | None = None
+    channel: Channel | None = None
+    colors: Colors | None = None
+    properties: list[dict[str, Any]] = field(default_factory=list)
+    rgb: bool = False
+    image_name: str | None = None
+    channel_index: int | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        first = self.data[0] if is_multiscale(self.data) else self.data
+        return tuple(int(n) for n in first.shape)
+
+
+def group_name(name: str, taken: set[str]) -> str:
+    """A zarr-safe, unused group name from a layer name."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "image"
+    if base == "labels":
+        base = "labels_"
+    out, n = base, 1
+    while out in taken:
+        n += 1
+        out = f"{base}_{n}"
+    taken.add(out)
+    return out
+
+
+def plan_layout(layers: Sequence[LayerInput]) -> tuple[list[ImageSpec], list[LabelsSpec]]:
+    """Image and label specs for `write_store` from a selection of layers."""
+    images = [layer for layer in layers if layer.kind == "image"]
+    labels = [layer for layer in layers if layer.kind == "labels"]
+    others = [layer.kind for layer in layers if layer.kind not in ("image", "labels")]
+    if others:
+        raise ValueError(f"OME-Zarr holds image and labels layers, not {sorted(set(others))}")
+
+    groups: dict[tuple[int, ...], list[LayerInput]] = {}
+    for layer in images:
+        key = layer.shape + (("rgb",) if layer.rgb else ())  # type: ignore[operator]
+        groups.setdefault(key, []).append(layer)
+    taken: set[str] = set()
+    specs: list[ImageSpec] = []
+    group_of_shape: dict[tuple[int, ...], str] = {}
+    for i, members in enumerate(groups.values()):
+        gname = "" if i == 0 else group_name(members[0].name, taken)
+        specs.append(_image_spec(members, gname))
+        group_of_shape.setdefault(members[0].shape, gname)
+
+    label_specs = []
+    label_names: dict[str, set[str]] = {}
+    for layer in labels:
+        image_group = group_of_shape.get(layer.shape, "")
+        name = group_name(layer.name, label_names.setdefault(image_group, set()))
+        label_specs.append(
+            LabelsSpec(
+                data=layer.data,
+                name=name,
+                image_group=image_group,
+                axes=_names(layer.axis_labels),
+                units=layer.units,
+                scale=layer.scale,
+                translate=layer.translate,
+                colors=layer.colors,
+                properties=layer.properties,
+            )
+        )
+    return specs, label_specs
+
+
+def _names(labels: Sequence[str] | None) -> list[str] | None:
+    return None if labels is None else [str(n) for n in labels]
+
+
+def _image_spec(members: list[LayerInput], group: str) -> ImageSpec:
+    first = members[0]
+    if first.rgb:
+        return _rgb_spec(first, group)
+    # One layer is an image of its own, unless the reader split it off a channel axis.
+    single = len(members) == 1 and first.channel_index is None
+    if single:
+        return ImageSpec(
+            data=first.data,
+            group=group,
+            axes=_names(first.axis_labels),
+            units=first.units,
+            scale=first.scale,
+            translate=first.translate,
+            name=first.name,
+            channels=[_channel(first)],
+        )
+    ndim = len(first.shape)
+    names = _names(first.axis_labels)
+    if names is None or all(re.fullmatch(r"-?\d+", n) for n in names):
+        names = list(DEFAULT_NAMES.get(ndim, "")) or None
+    cpos = 1 if names and names[0].lower() in ("t", "time") else 0
+    if names is not None:
+        names = names[:cpos] + ["c"] + names[cpos:]
+    return ImageSpec(
+        data=_stack([m.data for m in members], cpos),
+        group=group,
+        axes=names,
+        units=_insert(first.units, cpos, None),
+        scale=_insert(first.scale, cpos, 1.0),
+        translate=_insert(first.translate, cpos, 0.0),
+        name=_common_name(members),
+        channels=[_channel(m) for m in members],
+    )
+
+
+def _rgb_spec(layer: LayerInput, group: str) -> ImageSpec:
+    """An RGB(A) layer: its last axis becomes a channel axis before the space axes."""
+    import dask.array as da
+
+    levels = list(layer.data) if is_multiscale(layer.data) else [layer.data]
+    moved = [da.moveaxis(da.asarray(lv), -1, 0) for lv in levels]
+    n = moved[0].shape[0]
+    colors = ["FF0000", "00FF00", "0000FF", "FFFFFF"][:n]
+    hi = 255.0 if moved[0].dtype.kind in "iu" else 1.0
+    names = _names(layer.axis_labels)
+    return ImageSpec(
+        data=moved if len(moved) > 1 else moved[0],
+        group=group,
+        axes=None if names is None else ["c", *names[: len(moved[0].shape) - 1]],
+        units=_insert(layer.units, 0, None),
+        scale=_insert(layer.scale, 0, 1.0),
+        translate=_insert(layer.translate, 0, 0.0),
+        name=layer.name,
+        channels=[
+            Channel(label=lab, color=c, start=0.0, end=hi, min=0.0, max=hi)
+            for lab, c in zip("RGBA", colors, strict=False)
+        ],
+    )
+
+
+def _channel(layer: LayerInput) -> Channel:
+    ch = layer.channel or Channel()
+    if ch.label is None:
+        ch.label = layer.name
+    return ch
+
+
+def _common_name(members: list[LayerInput]) -> str | None:
+    """The image name the reader split into channel layers, else the first layer's name."""
+    return members[0].image_name or members[0].name
+
+
+def _insert(values: Sequence[Any] | None, pos: int, value: Any) -> list[Any] | None:
+    if values is None:
+        return None
+    out = list(values)
+    out.insert(pos, value)
+    return out
+
+
+def _stack(datas: list[Any], axis: int) -> Any:
+    """Stack same-shape layers along a new channel axis, level by level when
+    every layer holds the same pyramid, else from level 0 (pyramid recomputed)."""
+    import dask.array as da
+
+    pyramids = [list(d) if is_multiscale(d) else [d] for d in datas]
+    shapes = {tuple(tuple(lv.shape) for lv in p) for p in pyramids}
+    nlevels = len(pyramids[0]) if len(shapes) == 1 else 1
+    stacked = [
+        da.stack([da.asarray(p[k]) for p in pyramids], axis=axis) for k in range(nlevels)
+    ]
+    return stacked if nlevels > 1 else stacked[0]
