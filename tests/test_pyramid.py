@@ -32,7 +32,8 @@ def test_time_and_channel_are_never_halved():
 def test_levels_stop_when_a_plane_fits_in_one_chunk():
     factors = pyramid.plan_factors((10, 1000, 600), SPACE3, None, (1, 256, 256))
     shapes = pyramid.level_shapes((10, 1000, 600), factors)
-    assert shapes[-1][1] <= 256 and shapes[-1][2] <= 256
+    assert shapes[-1][1] <= 256
+    assert shapes[-1][2] <= 256
     assert shapes[-2][1] > 256
     assert shapes == [(10, 1000, 600), (5, 500, 300), (3, 250, 150)]
 
@@ -80,7 +81,8 @@ def test_block_mean_is_exact_rounded_and_never_overflows(dtype):
     x = rng.uniform(lo, hi, (5, 7, 6)).astype(dtype)
     x[:2, :2, :2] = info.max  # a block of maxima must stay at the maximum
     out = pyramid.downsample_block(x, (2, 2, 2), "mean")
-    assert out.dtype == x.dtype and out.shape == (3, 4, 3)
+    assert out.dtype == x.dtype
+    assert out.shape == (3, 4, 3)
     assert out[0, 0, 0] == info.max
     np.testing.assert_array_equal(out, _reference_mean(x, (2, 2, 2)))
 

@@ -131,7 +131,7 @@ def _image_spec(members: list[LayerInput], group: str) -> ImageSpec:
         names = list(DEFAULT_NAMES.get(ndim, "")) or None
     cpos = 1 if names and names[0].lower() in ("t", "time") else 0
     if names is not None:
-        names = names[:cpos] + ["c"] + names[cpos:]
+        names = [*names[:cpos], "c", *names[cpos:]]
     return ImageSpec(
         data=_stack([m.data for m in members], cpos),
         group=group,
@@ -197,7 +197,5 @@ def _stack(datas: list[Any], axis: int) -> Any:
     pyramids = [list(d) if is_multiscale(d) else [d] for d in datas]
     shapes = {tuple(tuple(lv.shape) for lv in p) for p in pyramids}
     nlevels = len(pyramids[0]) if len(shapes) == 1 else 1
-    stacked = [
-        da.stack([da.asarray(p[k]) for p in pyramids], axis=axis) for k in range(nlevels)
-    ]
+    stacked = [da.stack([da.asarray(p[k]) for p in pyramids], axis=axis) for k in range(nlevels)]
     return stacked if nlevels > 1 else stacked[0]

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..layout import LayerInput, plan_layout
-from ..model import Channel
-from ..write import add_labels, is_image, write_store
+from napari_omezarr_x.layout import LayerInput, plan_layout
+from napari_omezarr_x.model import Channel
+from napari_omezarr_x.write import add_labels, is_image, write_store
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,7 @@ def _properties(features: Any) -> list[dict[str, Any]]:
     if features is None or len(features) == 0:
         return []
     table = features.reset_index(drop=True)
-    if "index" in table.columns:
-        values = table.pop("index")
-    else:
-        values = range(len(table))
+    values = table.pop("index") if "index" in table.columns else range(len(table))
     rows = []
     for value, (_, row) in zip(values, table.iterrows(), strict=True):
         entry = {"label-value": int(value)}
