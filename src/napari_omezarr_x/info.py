@@ -119,23 +119,26 @@ class _Walker:
             self.visit(child, f"{path}/{name}".strip("/"))
 
     def _children(self, group: zarr.Group, ome: dict[str, Any]) -> list[tuple[str, Any]]:
-        """Members by listing, or by following the metadata where listing is impossible."""
+        """Listed members, plus what the metadata names below groups without metadata
+        (`A/1` of a plate whose row folder `A` has none) or where listing is impossible."""
+        children: list[tuple[str, Any]] = []
         if self.listable:
             try:
                 with warnings.catch_warnings():
                     # Non-zarr files (METADATA.ome.xml) in a group are expected here.
                     warnings.simplefilter("ignore", UserWarning)
-                    members = group.members()
-                return sorted(members, key=lambda m: _natural(m[0]))
+                    children = sorted(group.members(), key=lambda m: _natural(m[0]))
             except (OSError, ValueError, KeyError) as exc:
                 logger.debug("cannot list %s: %s", group.path, exc)
-        children = []
+        listed = {name for name, _ in children}
         for name in _named_children(ome):
+            if name.split("/", 1)[0] in listed:
+                continue
             try:
                 children.append((name, group[name]))
             except (KeyError, OSError, ValueError):
                 logger.debug("%s names %s, which cannot be opened", group.path, name)
-        if "bioformats2raw.layout" in ome:
+        if "bioformats2raw.layout" in ome and not listed:
             children += _numbered_series(group)
         return children
 

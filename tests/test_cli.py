@@ -1,0 +1,92 @@
+"""The `napari-omezarr-x` console script: exit codes, --json, usage errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from napari_omezarr_x.cli import main
+
+SCRIPT = shutil.which("napari-omezarr-x") or str(Path(sys.executable).parent / "napari-omezarr-x")
+
+
+def test_console_script_exit_codes_and_json(conformance_dir: Path, tmp_path: Path) -> None:
+    valid = conformance_dir / "0.5/spec/valid/image/missing_name.ome.zarr"
+    invalid = conformance_dir / "0.5/spec/invalid/image/missing_axes.ome.zarr"
+    ok = subprocess.run(
+        [SCRIPT, "validate", str(valid), "--metadata-only", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["valid"] is True
+    assert report["version"] == "0.5"
+    bad = subprocess.run(
+        [SCRIPT, "validate", str(invalid), "--metadata-only", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    assert report["valid"] is False
+    assert any(
+        "axes" in e["message"] and e["location"].startswith("zarr.json#") for e in report["errors"]
+    )
+    missing = subprocess.run(
+        [SCRIPT, "validate", str(tmp_path / "nope.zarr")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 2
+    assert "nope.zarr: no such file or directory" in missing.stderr
+
+
+def test_usage_errors_return_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert main(["validate"]) == 2
+    assert main(["convert", "a.tif", "b.zarr", "--chunks", "1,a"]) == 2
+    assert "expected integers" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "missing.zarr")]) == 2
+    assert "missing.zarr: no such file or directory" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+
+
+def test_validate_text_and_info_json(corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = corpus_dir / "neuroglancer_ngff-zarr_simple_0.5.zip"
+    assert main(["validate", str(store)]) == 0
+    assert "valid OME-NGFF 0.5" in capsys.readouterr().out
+    assert main(["info", str(store), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["version"] == "0.5"
+    assert [n["shape"] for n in info["nodes"] if n["kind"] == "array"] == [[10, 10], [5, 5], [2, 2]]
+    assert main(["validate", str(corpus_dir / "mobie-io_blobs.ome.zarr")]) == 1
+    assert "coordinateTransformations" in capsys.readouterr().out
+
+
+def test_convert_command_with_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = (np.arange(3 * 32 * 32) % 200).astype("uint8").reshape(3, 32, 32)
+    tifffile.imwrite(tmp_path / "in.tif", data)
+    out = tmp_path / "out.zarr"
+    args = ["convert", str(tmp_path / "in.tif"), str(out), "--version", "0.4", "--levels", "2"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "100.0%" in captured.err
+    assert f"wrote {out}" in captured.out
+    assert main(["validate", str(out)]) == 0
+    group = zarr.open_group(out, mode="r")
+    np.testing.assert_array_equal(np.asarray(group["0"]), data)
+    assert main(args) == 1  # exists, no --overwrite
+    assert "already exists" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
