@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -168,28 +169,49 @@ def mosaic(grid: Grid, n_rows: int, n_cols: int, *, template: Image, kind: str) 
     )
 
 
-def read_plate(reader: Reader, path: str, group: Any, attrs: dict[str, Any]) -> Image:
-    """A plate as a mosaic of each well's first field (field index 0)."""
-    where = reader.loc.describe(path)
+@dataclass
+class PlateLayout:
+    """A plate's grid: row and column names and each well's (row, column) position."""
+
+    name: str | None
+    version: str
+    rows: list[str]
+    columns: list[str]
+    wells: dict[str, tuple[int, int]]
+
+
+def parse_plate(attrs: dict[str, Any], where: str) -> PlateLayout:
+    """The `plate` block; wells without a usable position are skipped with a warning."""
     ome = md.ome_attributes(attrs)
     plate = ome.get("plate")
     if not isinstance(plate, dict):
         raise MetadataError(f"{where}: 'plate' is not an object")
     rows, cols = _names(plate.get("rows")), _names(plate.get("columns"))
-    wells = [w for w in plate.get("wells") or [] if isinstance(w, dict) and "path" in w]
+    raw_wells = plate.get("wells")
+    wells = [w for w in raw_wells or [] if isinstance(w, dict) and "path" in w]
     if not rows or not cols or not wells:
-        raise MetadataError(f"{where}: plate needs 'rows', 'columns' and 'wells'")
+        raise MetadataError(f"{where}: plate needs non-empty 'rows', 'columns' and 'wells'")
     positions = {}
     for well in wells:
         pos = _well_position(well, rows, cols)
-        if pos is None or pos[0] >= len(rows) or pos[1] >= len(cols):
+        if pos is None or not (0 <= pos[0] < len(rows) and 0 <= pos[1] < len(cols)):
             warnings.warn(
                 f"{where}: well {well!r} has no valid row/column; skipped",
                 NgffComplianceWarning,
                 stacklevel=2,
             )
             continue
-        positions[reader.loc.join(path, str(well["path"]))] = pos
+        positions[str(well["path"]).strip("/")] = pos
+    name = plate.get("name")
+    version = plate.get("version") or ome.get("version") or ""
+    return PlateLayout(str(name) if name else None, str(version), rows, cols, positions)
+
+
+def read_plate(reader: Reader, path: str, group: Any, attrs: dict[str, Any]) -> Image:
+    """A plate as a mosaic of each well's first field (field index 0)."""
+    where = reader.loc.describe(path)
+    layout = parse_plate(attrs, where)
+    positions = {reader.loc.join(path, w): pos for w, pos in layout.wells.items()}
     well_groups = reader.open_groups(list(positions))
     field_paths, field_pos = [], []
     for (well_path, pos), result in zip(positions.items(), well_groups, strict=True):
@@ -210,9 +232,8 @@ def read_plate(reader: Reader, path: str, group: Any, attrs: dict[str, Any]) -> 
     }
     if not grid:
         raise MetadataError(f"{where}: no well of the plate holds a readable image")
-    version = plate.get("version") or ome.get("version")
-    template = _template(reader, path, str(version or ""), plate.get("name"), ome)
-    return mosaic(grid, len(rows), len(cols), template=template, kind="plate")
+    template = _template(reader, path, layout.version, layout.name, md.ome_attributes(attrs))
+    return mosaic(grid, len(layout.rows), len(layout.columns), template=template, kind="plate")
 
 
 def read_well(reader: Reader, path: str, group: Any, attrs: dict[str, Any]) -> Image:

@@ -318,6 +318,18 @@ def parse_channels(attrs: dict[str, Any], where: str) -> list[Channel]:
     return channels
 
 
+def _is_label_value(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == int(value)
+
+
+def _is_rgba(rgba: Any) -> bool:
+    return (
+        isinstance(rgba, list)
+        and len(rgba) == 4
+        and all(isinstance(c, int | float) and 0 <= c <= 255 for c in rgba)
+    )
+
+
 def parse_image_label(attrs: dict[str, Any], where: str) -> LabelMeta:
     """`image-label`: colours as RGBA floats in 0..1 keyed by label value, properties, source."""
     block = ome_attributes(attrs).get("image-label")
@@ -327,19 +339,15 @@ def parse_image_label(attrs: dict[str, Any], where: str) -> LabelMeta:
     for entry in block.get("colors") or []:
         value = entry.get("label-value") if isinstance(entry, dict) else None
         rgba = entry.get("rgba") if isinstance(entry, dict) else None
-        if (
-            not isinstance(value, int | float)
-            or not isinstance(rgba, list)
-            or len(rgba) not in (3, 4)
-        ):
+        if not _is_label_value(value) or not _is_rgba(rgba):
             warnings.warn(
-                f"{where}: label colour {entry!r} is malformed; ignored",
+                f"{where}: label colour {entry!r} is malformed (needs an integer 'label-value' "
+                "and 'rgba' of four 0-255 integers); ignored",
                 NgffComplianceWarning,
                 stacklevel=2,
             )
             continue
-        rgba = [*rgba, 255][:4]
-        meta.colors[int(value)] = tuple(max(0.0, min(1.0, float(c) / 255)) for c in rgba)
+        meta.colors[int(value)] = tuple(float(c) / 255 for c in rgba)
     properties = block.get("properties") or []
     meta.properties = (
         [p for p in properties if isinstance(p, dict)] if isinstance(properties, list) else []

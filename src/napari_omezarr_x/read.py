@@ -250,7 +250,14 @@ class Reader:
         axes = ms.axes or md.implied_axes(arrays[0].ndim)
         self._check_levels(where, ms.paths, arrays, len(axes))
         ndim = len(axes)
-        dataset, multiscale = ms.matrices(0, ndim, where)
+        try:
+            dataset, multiscale = ms.matrices(0, ndim, where)
+        except MetadataError as exc:
+            # Placement is cosmetic next to the pixels: show them on the pixel grid.
+            warnings.warn(
+                f"{exc}; the pixel grid is used instead", NgffComplianceWarning, stacklevel=2
+            )
+            dataset = multiscale = np.eye(ndim + 1)
         image = Image(
             store=self.loc.root,
             path=path,
