@@ -1,0 +1,113 @@
+"""What a tool wrote (bytes, files, levels) and what a reader read (store keys and bytes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import threading
+from pathlib import Path
+
+import psutil
+
+METADATA_NAMES = ("zarr.json", ".zattrs", ".zarray", ".zgroup", ".zmetadata")
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process in MB."""
+    return psutil.Process().memory_info().rss / 1e6
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+def tree_stats(path: str) -> dict:
+    """Bytes and files under a folder, and the levels of the first multiscale image in it."""
+    total = files = 0
+    levels = None
+    for root, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in names:
+            files += 1
+            total += os.path.getsize(os.path.join(root, name))
+        if levels is None:
+            levels = _levels_in(Path(root), names)
+    return {"bytes_written": total, "files_written": files, "levels": levels}
+
+
+def _levels_in(folder: Path, names: list[str]) -> int | None:
+    for name in ("zarr.json", ".zattrs"):
+        if name not in names:
+            continue
+        attrs = json.loads((folder / name).read_text())
+        attrs = attrs.get("attributes", attrs)
+        multiscales = attrs.get("ome", attrs).get("multiscales")
+        if multiscales:
+            return len(multiscales[0]["datasets"])
+    return None
+
+
+class StoreReadCounter:
+    """Counts keys and bytes fetched through zarr's local and fsspec stores while active.
+
+    Both readers (ours and napari-ome-zarr) end up in these store classes, so patching their
+    ``get`` methods measures chunk and metadata reads the same way for each.
+    """
+
+    def __init__(self, level0_prefixes: tuple[str, ...] = ()) -> None:
+        # Key prefixes ("0/", "s0/") of full-resolution arrays, relative to the store root.
+        self.level0_prefixes = tuple(level0_prefixes)
+        self.lock = threading.Lock()
+        self.reset()
+        self._saved: list[tuple[type, object]] = []
+
+    def reset(self) -> None:
+        """Start counting from zero."""
+        self.metadata_reads = self.chunk_reads = self.level0_chunk_reads = 0
+        self.bytes_read = 0
+
+    def snapshot(self) -> dict:
+        """The counts so far as a plain dict."""
+        return {
+            "metadata_reads": self.metadata_reads,
+            "chunk_reads": self.chunk_reads,
+            "level0_chunk_reads": self.level0_chunk_reads,
+            "bytes_read": self.bytes_read,
+        }
+
+    def _count(self, key: str, nbytes: int) -> None:
+        with self.lock:
+            self.bytes_read += nbytes
+            if key.rsplit("/", 1)[-1] in METADATA_NAMES:
+                self.metadata_reads += 1
+                return
+            self.chunk_reads += 1
+            if key.startswith(self.level0_prefixes):
+                self.level0_chunk_reads += 1
+
+    def __enter__(self) -> StoreReadCounter:
+        from zarr.storage import FsspecStore, LocalStore, ZipStore
+
+        for cls in (LocalStore, FsspecStore, ZipStore):
+            original = cls.get
+            self._saved.append((cls, original))
+            cls.get = self._wrap(original)
+        return self
+
+    def _wrap(self, original):
+        counter = self
+
+        async def get(store, key, prototype=None, byte_range=None):
+            buf = await original(store, key, prototype, byte_range)
+            if buf is not None:
+                counter._count(key, len(buf))
+            return buf
+
+        return get
+
+    def __exit__(self, *exc) -> None:
+        for cls, original in self._saved:
+            cls.get = original
+        self._saved.clear()

@@ -1,0 +1,330 @@
+"""The machine and versions a run used, and the Markdown tables made from its records."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import time
+
+import psutil
+
+PACKAGES = (
+    "napari-omezarr-x",
+    "ome-zarr",
+    "ngff-zarr",
+    "napari-ome-zarr",
+    "napari",
+    "zarr",
+    "numcodecs",
+    "dask",
+    "numpy",
+    "vispy",
+    "PyQt6",
+)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict:
+    """Date, machine, load and package versions, recorded with every run."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": _cpu_model(),
+        "cores": len(os.sched_getaffinity(0)),
+        "ram_gb": psutil.virtual_memory().total / 1e9,
+        "load": list(os.getloadavg()),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "versions": versions,
+    }
+
+
+def _gb(mb: float | None) -> str:
+    return "-" if mb is None else f"{mb / 1000:.2f}"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _by(records: list[dict], area: str) -> dict[str, dict]:
+    return {r["case"]: r for r in records if r.get("area") == area}
+
+
+def _save_table(records: dict[str, dict]) -> list[str]:
+    ours = records.get("ours-0.5", {}).get("wall_s")
+    ceiling = records.get("zarr-ceiling", {}).get("wall_s")
+    rows = []
+    for case, r in records.items():
+        if not r.get("ok"):
+            rows.append([case, r.get("error", "failed")[:80]] + ["-"] * 9)
+            continue
+        rows.append(
+            [
+                case,
+                r.get("version", "-"),
+                _fmt(r["wall_s"], ".1f"),
+                _fmt(r["mb_per_s"], ".0f"),
+                _fmt(_ratio(r["wall_s"], ours), ".2f", "x"),
+                _fmt(_ratio(100 * ceiling, r["wall_s"]) if ceiling else None, ".0f", "%"),
+                _gb(r["peak_rss_mb"]),
+                _gb(r["peak_delta_mb"]),
+                _fmt(r["bytes_written"] / 1e6, ".0f"),
+                str(r["files_written"]),
+                str(r["levels"] or "-"),
+            ]
+        )
+    header = ["case", "version", "wall s", "MB/s in", "time / ours-0.5", "ceiling speed"]
+    header += ["peak RSS GB", "peak - baseline GB", "MB written", "files", "levels"]
+    return _table(header, rows)
+
+
+def _memory_table(records: list[dict]) -> list[str]:
+    rows = []
+    for tool, save_case in (("ours", "ours-0.5"), ("ome-zarr-py", "ome-zarr-py-0.5")):
+        peaks = {}
+        for r in records:
+            if r.get("tool") != tool or not r.get("ok") or r.get("kind") != "image":
+                continue
+            if r["area"] == "memory":
+                peaks[r["params"]["input_factor"]] = r
+            elif r["area"] == "save" and r["case"] == save_case:
+                peaks[1.0] = r
+        cells = [peaks.get(f) for f in (0.5, 1.0, 2.0)]
+        values = [c["peak_rss_mb"] for c in cells if c]
+        spread = _ratio(max(values), min(values)) if len(values) > 1 else None
+        row = [tool]
+        for c in cells:
+            row.append(
+                "-" if not c else f"{_gb(c['peak_rss_mb'])} ({_gb(c['input_bytes'] / 1e6)} in)"
+            )
+        rows.append([*row, _fmt(spread, ".2f", "x")])
+    header = ["tool", "0.5x input", "1x input", "2x input", "max / min peak"]
+    return _table(header, rows)
+
+
+def _reads(reads: dict | None) -> str:
+    if not reads:
+        return "-"
+    return (
+        f"{reads['metadata_reads']} meta, {reads['chunk_reads']} chunks "
+        f"({reads['level0_chunk_reads']} level 0), {reads['bytes_read'] / 1e6:.2f} MB"
+    )
+
+
+def _open_tables(records: list[dict]) -> list[str]:
+    lines = ["### Open a local store (`get_reader(path)(path)`)", ""]
+    rows = [
+        [
+            c,
+            r.get("version", "-"),
+            _fmt(r.get("open_s"), ".3f"),
+            _reads(r.get("open_reads")),
+            _fmt(r.get("plane_s"), ".3f"),
+            _reads(r.get("plane_reads")),
+        ]
+        if r.get("ok")
+        else [c, r.get("error", "failed")[:80], "-", "-", "-", "-"]
+        for c, r in _by(records, "open").items()
+    ]
+    header = ["reader", "version", "layer data ready s", "reads to open"]
+    lines += _table([*header, "full-res plane s", "reads for the plane"], rows)
+    lines += [
+        "",
+        "### First frame in a shown napari viewer (Xvfb, `viewer.open(path, plugin=...)`)",
+        "",
+    ]
+    rows = [
+        [
+            c,
+            _fmt(r.get("first_frame_s"), ".2f"),
+            _reads(r.get("first_frame_reads")),
+            _fmt(r.get("settled_frame_s"), ".2f"),
+            _reads(r.get("settled_reads")),
+        ]
+        if r.get("ok")
+        else [c, r.get("error", "failed")[:80], "-", "-", "-"]
+        for c, r in _by(records, "viewer").items()
+    ]
+    header = [
+        "reader",
+        "first frame s",
+        "reads until first frame",
+        "last frame s",
+        "reads until last",
+    ]
+    lines += _table(header, rows)
+    lines += ["", "### Open over HTTP (local server, fixed delay per request)", ""]
+    rows = []
+    for c, r in _by(records, "http").items():
+        if not r.get("ok"):
+            rows.append([c, r.get("error", "failed")[:80], "-", "-", "-"])
+            continue
+        o, p = r["open_http"], r["plane_http"]
+        rows.append(
+            [
+                c,
+                _fmt(r["open_s"], ".3f"),
+                f"{o['requests']} ({o['not_found']} 404), {o['bytes_sent'] / 1e6:.2f} MB",
+                _fmt(r["plane_s"], ".3f"),
+                f"{p['requests']}, {p['bytes_sent'] / 1e6:.2f} MB",
+            ]
+        )
+    header = ["reader", "layer data ready s", "requests to open", "full-res plane s", "requests"]
+    return lines + _table(header, rows)
+
+
+def targets(records: list[dict]) -> list[tuple[str, str, bool | None]]:
+    """Issue 7's targets: (target, measured, met) from one run's records."""
+    save, labels = _by(records, "save"), _by(records, "labels")
+
+    def wall(group: dict, case: str) -> float | None:
+        r = group.get(case, {})
+        return r.get("wall_s") if r.get("ok") else None
+
+    ours = wall(save, "ours-0.5")
+    out: list[tuple[str, str, bool | None]] = []
+
+    def check(name: str, value: float | None, limit: float, fmt: str, higher: bool) -> None:
+        met = None if value is None else (value >= limit if higher else value <= limit)
+        out.append((name, "-" if value is None else format(value, fmt), met))
+
+    check(
+        "image save >= 3x faster than ome-zarr-py",
+        _ratio(wall(save, "ome-zarr-py-0.5"), ours),
+        3,
+        ".2f",
+        True,
+    )
+    ngff = [w for w in (wall(save, "ngff-zarr-0.4"), wall(save, "ngff-zarr-0.5")) if w]
+    check(
+        "image save >= 4x faster than ngff-zarr (fastest version)",
+        _ratio(min(ngff, default=None), ours),
+        4,
+        ".2f",
+        True,
+    )
+    check(
+        "image save >= 85% of the ceiling's speed",
+        _ratio(wall(save, "zarr-ceiling"), ours),
+        0.85,
+        ".2f",
+        True,
+    )
+    check(
+        "label save >= 2x faster than ome-zarr-py",
+        _ratio(wall(labels, "ome-zarr-py-0.5"), wall(labels, "ours-0.5")),
+        2,
+        ".2f",
+        True,
+    )
+    ours_peak = max(
+        (
+            r["peak_rss_mb"]
+            for r in records
+            if r.get("tool") == "ours" and r.get("ok") and "wall_s" in r
+        ),
+        default=None,
+    )
+    peer = save.get("ome-zarr-py-0.5", {}).get("peak_rss_mb")
+    check(
+        "peak RSS of any save <= ome-zarr-py dask path (GB)",
+        ours_peak and ours_peak / 1000,
+        (peer or 0) / 1000,
+        ".2f",
+        False,
+    )
+    ours_mem = [
+        r["peak_rss_mb"]
+        for r in records
+        if r.get("tool") == "ours" and r.get("ok") and r["area"] in ("memory",)
+    ]
+    if save.get("ours-0.5", {}).get("ok"):
+        ours_mem.append(save["ours-0.5"]["peak_rss_mb"])
+    check(
+        "peak RSS flat from 0.5x to 2x input (max/min)",
+        _ratio(max(ours_mem), min(ours_mem)) if len(ours_mem) > 1 else None,
+        1.2,
+        ".2f",
+        False,
+    )
+    opened = _by(records, "open").get("ours", {})
+    check("open: layer data ready (s)", opened.get("open_s"), 0.1, ".3f", False)
+    check(
+        "open: full-resolution chunks read",
+        (opened.get("open_reads") or {}).get("level0_chunk_reads"),
+        0,
+        "d",
+        False,
+    )
+    check(
+        "first frame drawn (s)",
+        _by(records, "viewer").get("ours", {}).get("first_frame_s"),
+        1.0,
+        ".2f",
+        False,
+    )
+    check(
+        "HTTP open with 20 ms latency (s)",
+        _by(records, "http").get("ours", {}).get("open_s"),
+        0.5,
+        ".3f",
+        False,
+    )
+    return out
+
+
+def markdown(env: dict, records: list[dict]) -> str:
+    """All tables of one run, with the environment it ran in."""
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    load = " / ".join(f"{v:.2f}" for v in env["load"])
+    lines = [
+        f"Run {env['date']} on {env['cpu']}, {env['cores']} cores, {env['ram_gb']:.0f} GB RAM, "
+        f"{env['system']}, Python {env['python']}.",
+        f"Input image {tuple(env['size'])} uint16, labels {tuple(env['size'][1:])} uint32; "
+        f"generated in {env['input_generation_s']:.1f} s; whole run {env['total_s']:.0f} s.",
+        f"Load average (1/5/15 min) before: {' / '.join(f'{v:.2f}' for v in env['load_before'])}, "
+        f"after: {load}.",
+        f"Versions: {versions}.",
+        "",
+        "### Targets (issue 7)",
+        "",
+    ]
+    rows = [
+        [n, m, {True: "yes", False: "**no**", None: "not measured"}[ok]]
+        for n, m, ok in targets(records)
+    ]
+    lines += _table(["target", "measured", "met"], rows)
+    lines += ["", "### Save an image with a pyramid (dask input)", ""]
+    lines += _save_table(_by(records, "save"))
+    lines += ["", "### Save a label image with a pyramid (dask input)", ""]
+    lines += _save_table(_by(records, "labels"))
+    lines += ["", "### Peak RSS as the input grows (z scaled)", ""]
+    lines += _memory_table(records)
+    lines += ["", *_open_tables(records), ""]
+    return "\n".join(lines)

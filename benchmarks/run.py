@@ -1,0 +1,267 @@
+"""Benchmark napari-omezarr-x against ome-zarr-py, ngff-zarr and napari-ome-zarr.
+
+One command runs every case, each in its own subprocess (so peak RSS is per tool), on a
+deterministic synthetic volume generated once into the work folder:
+
+    .venv/bin/python benchmarks/run.py --quick        # a few minutes
+    .venv/bin/python benchmarks/run.py                # (2, 128, 2048, 2048) uint16, 2 GiB
+
+Results go to ``--out`` as ``results.json`` (one record per case) and ``results.md`` (tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from report import environment, markdown  # noqa: E402
+from volumes import ensure_inputs  # noqa: E402
+
+DEFAULT_SIZE = (2, 128, 2048, 2048)
+QUICK_SIZE = (2, 64, 1024, 1024)
+AREAS = ("save", "labels", "memory", "open", "viewer", "http")
+
+IMAGE_CASES = [
+    ("ours-0.5", "ours", {"version": "0.5"}),
+    ("ours-0.4", "ours", {"version": "0.4"}),
+    ("ours-0.5-sharded", "ours", {"version": "0.5", "sharded": True}),
+    ("ours-0.5-defaults", "ours", {"version": "0.5", "defaults": True}),
+    ("ome-zarr-py-0.5", "ome-zarr-py", {"version": "0.5"}),
+    ("ngff-zarr-0.4", "ngff-zarr", {"version": "0.4"}),
+    ("ngff-zarr-0.5", "ngff-zarr", {"version": "0.5"}),
+    ("zarr-ceiling", "zarr-ceiling", {}),
+]
+LABEL_CASES = [
+    ("ours-0.5", "ours", {"version": "0.5"}),
+    ("ome-zarr-py-0.5", "ome-zarr-py", {"version": "0.5"}),
+    ("ngff-zarr-0.5", "ngff-zarr", {"version": "0.5"}),
+    ("zarr-ceiling", "zarr-ceiling", {}),
+]
+MEMORY_TOOLS = [("ours-0.5", "ours", {"version": "0.5"}), ("ome-zarr-py-0.5", "ome-zarr-py", {})]
+READERS = ("ours", "napari-ome-zarr")
+# Save outputs kept for the open cases (ours first, ome-zarr-py while ours is missing).
+KEPT = ("ours-0.5", "ome-zarr-py-0.5")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help=f"use size {QUICK_SIZE}")
+    parser.add_argument(
+        "--size",
+        type=lambda s: tuple(int(v) for v in s.split(",")),
+        help=f"image shape c,z,y,x (labels use z,y,x); default {DEFAULT_SIZE}",
+    )
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
+    parser.add_argument("--workdir", type=Path, help="where inputs and outputs are written")
+    parser.add_argument(
+        "--areas", default=",".join(AREAS), help=f"comma-separated subset of {','.join(AREAS)}"
+    )
+    parser.add_argument(
+        "--only", default="", help="run only these cases (comma-separated names, e.g. ours-0.5)"
+    )
+    parser.add_argument("--delay", type=float, default=0.02, help="HTTP latency per request (s)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per case")
+    parser.add_argument(
+        "--profile", action="store_true", help="record our save cases with py-spy (needs py-spy)"
+    )
+    args = parser.parse_args(argv)
+    args.size = args.size or (QUICK_SIZE if args.quick else DEFAULT_SIZE)
+    if len(args.size) != 4:
+        parser.error("--size needs four integers: c,z,y,x")
+    args.areas = [a for a in args.areas.split(",") if a]
+    unknown = set(args.areas) - set(AREAS)
+    if unknown:
+        parser.error(f"unknown areas {sorted(unknown)}; choose from {AREAS}")
+    return args
+
+
+class Runner:
+    """Runs cases in subprocesses and collects their records."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.workdir = args.workdir or Path(tempfile.gettempdir()) / "napari-omezarr-x-bench"
+        self.outdir = self.workdir / "out"
+        self.records: list[dict] = []
+        self.env = dict(os.environ)
+        self.env.setdefault("NAPARI_CONFIG", str(self.workdir / "napari-settings.yaml"))
+
+    def wanted(self, case: str) -> bool:
+        only = [name for name in self.args.only.split(",") if name]
+        return not only or case in only
+
+    def run(self, spec: dict, wrap: list[str] | None = None) -> dict:
+        """Run one case in a fresh interpreter; the record says ok=False if it failed."""
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        stem = self.outdir / f"{spec['area']}-{spec['case']}"
+        spec_path, result_path = Path(f"{stem}.spec.json"), Path(f"{stem}.result.json")
+        spec_path.write_text(json.dumps(spec))
+        result_path.unlink(missing_ok=True)
+        command = [*(wrap or []), sys.executable, str(HERE / "worker.py")]
+        command += [str(spec_path), str(result_path)]
+        print(f"[{time.strftime('%H:%M:%S')}] {spec['area']:7s} {spec['case']}", flush=True)
+        try:
+            proc = subprocess.run(
+                command,
+                env=self.env,
+                timeout=self.args.timeout,
+                capture_output=True,
+                text=True,
+            )
+            failure = proc.stderr[-2000:] if proc.returncode else ""
+        except subprocess.TimeoutExpired:
+            failure = f"timed out after {self.args.timeout} s"
+        if result_path.exists():
+            record = json.loads(result_path.read_text())
+        else:
+            record = {**spec, "ok": False, "error": failure.strip() or "no result written"}
+        if not record.get("ok"):
+            print(f"    FAILED: {record.get('error', failure)[-600:]}", flush=True)
+        self.records.append(record)
+        return record
+
+    def save(self, area: str, case: str, tool: str, kind: str, src: str, params: dict) -> dict:
+        out = self.outdir / f"{area}-{case}.ome.zarr"
+        shutil.rmtree(out, ignore_errors=True)
+        spec = {"area": area, "case": case, "tool": tool, "kind": kind, "src": src}
+        spec.update(out=str(out), params=params)
+        wrap = None
+        if self.args.profile and tool == "ours":
+            profile = self.args.out / f"profile-{area}-{case}.txt"
+            wrap = ["py-spy", "record", "--format", "raw", "--idle", "-r", "50"]
+            wrap += ["-o", str(profile), "--"]
+        return self.run(spec, wrap)
+
+
+def scaled(size: tuple[int, ...], factor: float) -> tuple[int, ...]:
+    """The size with z scaled by factor (at least 1)."""
+    return (size[0], max(1, round(size[1] * factor)), *size[2:])
+
+
+def run_saves(runner: Runner, inputs: dict[str, str]) -> None:
+    """Image saves, label saves and the memory-versus-input-size saves."""
+    areas = runner.args.areas
+    if "save" in areas:
+        for case, tool, params in IMAGE_CASES:
+            if runner.wanted(case):
+                runner.save("save", case, tool, "image", inputs["image"], params)
+                if case not in KEPT:
+                    shutil.rmtree(_out(runner, "save", case), ignore_errors=True)
+    if "labels" in areas:
+        for case, tool, params in LABEL_CASES:
+            if runner.wanted(case):
+                runner.save("labels", case, tool, "labels", inputs["labels"], params)
+                shutil.rmtree(_out(runner, "labels", case), ignore_errors=True)
+    if "memory" in areas:
+        for factor in (0.5, 2.0):
+            size = scaled(runner.args.size, factor)
+            scaled_inputs = ensure_inputs(runner.workdir, size)
+            for case, tool, params in MEMORY_TOOLS:
+                name = f"{case}-x{factor:g}"
+                if runner.wanted(name):
+                    params = {**params, "input_factor": factor}
+                    runner.save("memory", name, tool, "image", scaled_inputs["image"], params)
+                    shutil.rmtree(_out(runner, "memory", name), ignore_errors=True)
+
+
+def _out(runner: Runner, area: str, case: str) -> Path:
+    return runner.outdir / f"{area}-{case}.ome.zarr"
+
+
+def open_store_for(runner: Runner, inputs: dict[str, str]) -> Path:
+    """The store the open cases read: our 0.5 output, written now if no save case made it."""
+    for case, tool in zip(KEPT, ("ours", "ome-zarr-py"), strict=True):
+        store = _out(runner, "save", case)
+        if (store / "zarr.json").exists():
+            return store
+        record = runner.save("save", case, tool, "image", inputs["image"], {"version": "0.5"})
+        runner.records.remove(record)
+        if record.get("ok"):
+            return store
+    raise RuntimeError("neither our writer nor ome-zarr-py could write a store to open")
+
+
+def run_opens(runner: Runner, store: Path) -> None:
+    """Reader, viewer and HTTP open cases for both reader plugins."""
+    areas = runner.args.areas
+    for tool in READERS:
+        if "open" in areas and runner.wanted(tool):
+            spec = {"area": "open", "case": tool, "tool": tool, "store": str(store)}
+            runner.run({**spec, "params": {"source": store.name}})
+        if "viewer" in areas and runner.wanted(tool):
+            wrap = (
+                []
+                if os.environ.get("DISPLAY")
+                else ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24"]
+            )
+            spec = {"area": "viewer", "case": tool, "tool": tool, "store": str(store)}
+            params = {"source": store.name, "warmup_dir": str(runner.outdir)}
+            runner.run({**spec, "params": params}, wrap)
+    if "http" in areas:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "latency_server.py"),
+                str(store.parent),
+                "--delay",
+                str(runner.args.delay),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            port = int(server.stdout.readline())
+            base = f"http://127.0.0.1:{port}"
+            for tool in READERS:
+                if runner.wanted(tool):
+                    params = {
+                        "source": store.name,
+                        "delay_s": runner.args.delay,
+                        "stats_url": f"{base}/__stats__",
+                        "local_store": str(store),
+                    }
+                    spec = {"area": "http", "case": tool, "tool": tool}
+                    runner.run({**spec, "store": f"{base}/{store.name}", "params": params})
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    runner = Runner(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    env_before = environment()
+    start = time.perf_counter()
+    print(f"inputs {args.size} in {runner.workdir}", flush=True)
+    inputs = ensure_inputs(runner.workdir, args.size)
+    generation_s = time.perf_counter() - start
+    run_saves(runner, inputs)
+    if {"open", "viewer", "http"} & set(args.areas):
+        run_opens(runner, open_store_for(runner, inputs))
+    env = environment()
+    env["load_before"] = env_before["load"]
+    env.update(size=list(args.size), input_generation_s=generation_s, command=sys.argv)
+    env["total_s"] = time.perf_counter() - start
+    (args.out / "results.json").write_text(
+        json.dumps({"env": env, "records": runner.records}, indent=1)
+    )
+    (args.out / "results.md").write_text(markdown(env, runner.records))
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    return 0 if all(r.get("ok") for r in runner.records) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Run one benchmark case in this (fresh) process and write its record as JSON.
+
+Usage: ``python worker.py SPEC.json RESULT.json``. Running each case in its own process
+makes the peak RSS (``getrusage``) that of one tool alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import zarr
+from iostats import peak_rss_mb, rss_mb, tree_stats
+
+# Imported before the baseline RSS is taken, so "peak - baseline" is the work, not the imports.
+PRELOAD = {
+    "ours": ["napari_omezarr_x.write"],
+    "ome-zarr-py": ["ome_zarr.writer"],
+    "ngff-zarr": ["ngff_zarr"],
+    "zarr-ceiling": [],
+}
+
+
+def run_save(spec: dict) -> dict:
+    """Write the pyramid with one tool and measure time, memory and output."""
+    import save
+
+    for module in PRELOAD[spec["tool"]]:
+        importlib.import_module(module)
+    src = zarr.open_array(spec["src"], mode="r")
+    baseline = rss_mb()
+    start = time.perf_counter()
+    extra = save.TOOLS[spec["tool"]](spec["kind"], spec["src"], spec["out"], spec["params"])
+    wall = time.perf_counter() - start
+    peak = peak_rss_mb()
+    return {
+        **extra,
+        "wall_s": wall,
+        "input_shape": list(src.shape),
+        "input_dtype": str(src.dtype),
+        "input_bytes": src.nbytes,
+        "mb_per_s": src.nbytes / wall / 1e6,
+        "baseline_rss_mb": baseline,
+        "peak_rss_mb": peak,
+        "peak_delta_mb": peak - baseline,
+        **tree_stats(spec["out"]),
+    }
+
+
+def run_open(spec: dict) -> dict:
+    """Open a store with one reader plugin (directly, or in a shown viewer)."""
+    import opening
+
+    function = opening.viewer if spec["area"] == "viewer" else opening.reader
+    return function(spec["tool"], spec["store"], spec["params"])
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    record = {key: spec[key] for key in ("case", "area", "tool", "kind") if key in spec}
+    record["params"] = spec.get("params", {})
+    try:
+        runner = run_save if "src" in spec else run_open
+        record.update(runner(spec))
+        record["ok"] = True
+    except Exception as exc:
+        record.update(ok=False, error=f"{type(exc).__name__}: {exc}")
+        traceback.print_exc()
+    record["peak_rss_mb"] = record.get("peak_rss_mb", peak_rss_mb())
+    Path(sys.argv[2]).write_text(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()

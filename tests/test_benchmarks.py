@@ -1,0 +1,49 @@
+"""The benchmark script still runs end to end and writes complete records.
+
+Timing is never asserted here (speed is measured by benchmarks/run.py, not by tests); this
+only keeps the script from rotting as the writer's API evolves.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+SAVE_FIELDS = {
+    "case",
+    "tool",
+    "version",
+    "wall_s",
+    "mb_per_s",
+    "input_bytes",
+    "peak_rss_mb",
+    "peak_delta_mb",
+    "bytes_written",
+    "files_written",
+    "levels",
+}
+
+
+def test_run_writes_a_complete_record_for_our_writer(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    command = [sys.executable, str(RUN), "--size", "2,4,300,300", "--areas", "save"]
+    command += ["--only", "ours-0.5", "--out", str(out), "--workdir", str(tmp_path / "work")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    results = json.loads((out / "results.json").read_text())
+    (record,) = results["records"]
+    assert record["ok"], record
+    assert not SAVE_FIELDS - record.keys()
+    assert record["case"] == "ours-0.5"
+    assert record["input_bytes"] == 2 * 4 * 300 * 300 * 2
+    assert record["levels"] == 2  # 300 px needs one 2x level to fit a 256 px tile
+    assert record["files_written"] > 0
+    assert record["bytes_written"] > 0
+    assert record["peak_rss_mb"] >= record["peak_delta_mb"] > 0
+    assert results["env"]["versions"]["napari-omezarr-x"]
+    assert "| ours-0.5 |" in (out / "results.md").read_text()
