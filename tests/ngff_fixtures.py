@@ -181,3 +181,60 @@ def _write_label(
 def write_json(path: Path, doc: Any) -> None:
     """Write a JSON metadata document (used to corrupt or hand-craft metadata)."""
     path.write_text(json.dumps(doc))
+
+
+def write_plate(
+    path: Path,
+    version: str,
+    *,
+    rows: tuple[str, ...] = ("A", "B"),
+    columns: tuple[str, ...] = ("1", "2", "3"),
+    wells: tuple[str, ...] = ("A/1", "B/3"),
+    fields: int = 2,
+    shape: tuple[int, ...] = (2, 8, 8),
+    labels: bool = False,
+) -> Path:
+    """A plate whose wells each hold `fields` images (cyx by default).
+
+    Field f of the i-th listed well is filled with the value 10 * (i + 1) + f,
+    so tests can tell tiles apart.
+    """
+    fmt = zarr_format(version)
+    root = zarr.open_group(path, mode="w", zarr_format=fmt)
+    plate_wells = []
+    for well in wells:
+        row, col = well.split("/")
+        plate_wells.append(
+            {"path": well, "rowIndex": rows.index(row), "columnIndex": columns.index(col)}
+        )
+    plate = {
+        "name": "test plate",
+        "rows": [{"name": r} for r in rows],
+        "columns": [{"name": c} for c in columns],
+        "wells": plate_wells,
+        "field_count": fields,
+    }
+    if fmt == 2:
+        plate["version"] = "0.4"
+    set_ome(root, version, {"plate": plate})
+    axes = [a for a in AXES_5D if a["name"] in "cyx"][-len(shape) :]
+    for index, well in enumerate(wells):
+        well_group = root.require_group(well)
+        well_meta: dict[str, Any] = {"images": [{"path": str(f)} for f in range(fields)]}
+        if fmt == 2:
+            well_meta["version"] = "0.4"
+        set_ome(well_group, version, {"well": well_meta})
+        for f in range(fields):
+            field = well_group.create_group(str(f))
+            data = np.full(shape, 10 * (index + 1) + f, dtype="uint8")
+            write_array(field, "0", data, version, shape)
+            half = data[..., ::2, ::2]
+            write_array(field, "1", np.ascontiguousarray(half), version, half.shape)
+            scales = [[1.0] * (len(shape) - 2) + [0.5 * 2**i] * 2 for i in range(2)]
+            set_ome(
+                field, version, {"multiscales": [multiscale(version, axes, ["0", "1"], scales)]}
+            )
+            if labels:
+                _write_label(field, version, "cells", {}, shape, axes, scales)
+                set_ome(field.require_group("labels"), version, {"labels": ["cells"]})
+    return path
