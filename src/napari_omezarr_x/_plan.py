@@ -129,6 +129,10 @@ def make_plan(
     ndim = len(shape)
     if label is not None and dtype.kind not in "iub":
         raise ValueError(f"labels {name or rel!r} must hold integers, got dtype {dtype}")
+    if label is not None and dtype.kind == "b":
+        # NGFF label images are integers: a boolean mask is stored as 0/1 uint8.
+        given = [da.asarray(lv).astype(np.uint8) for lv in given]
+        first, dtype = given[0], np.dtype(np.uint8)
     if downsample not in ("mean", "mode", "nearest"):
         raise ValueError(f"unknown downsampling {downsample!r}: use 'mean', 'mode' or 'nearest'")
     axis_objs = _axes(ndim, axes, units)
@@ -375,8 +379,13 @@ class _ProgressCallback:
 
         self._cb = Callback(start=start, posttask=posttask)
         self._cb.__enter__()
+        self._state = state
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._cb is not None:
-            self._cb.__exit__(*exc)
+        if self._cb is None:
+            return
+        self._cb.__exit__(*exc)
+        if exc[0] is None and self._progress is not None:
+            # Graph keys that are data, not tasks, never finish: end at 100%.
+            self._progress(self._state["total"], self._state["total"])
