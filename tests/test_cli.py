@@ -19,27 +19,18 @@ SCRIPT = shutil.which("napari-omezarr-x") or str(Path(sys.executable).parent / "
 
 
 def test_console_script_exit_codes_and_json(conformance_dir: Path, tmp_path: Path) -> None:
-    valid = conformance_dir / "0.5/spec/valid/image/missing_name.ome.zarr"
+    """The installed script: exit 1 and a JSON report for an invalid store, 2 for no store."""
     invalid = conformance_dir / "0.5/spec/invalid/image/missing_axes.ome.zarr"
-    ok = subprocess.run(
-        [SCRIPT, "validate", str(valid), "--metadata-only", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert ok.returncode == 0, ok.stderr
-    report = json.loads(ok.stdout)
-    assert report["valid"] is True
-    assert report["version"] == "0.5"
     bad = subprocess.run(
         [SCRIPT, "validate", str(invalid), "--metadata-only", "--json"],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert bad.returncode == 1
+    assert bad.returncode == 1, bad.stderr
     report = json.loads(bad.stdout)
     assert report["valid"] is False
+    assert report["version"] == "0.5"
     assert any(
         "axes" in e["message"] and e["location"].startswith("zarr.json#") for e in report["errors"]
     )
@@ -51,6 +42,24 @@ def test_console_script_exit_codes_and_json(conformance_dir: Path, tmp_path: Pat
     )
     assert missing.returncode == 2
     assert "nope.zarr: no such file or directory" in missing.stderr
+
+
+def test_validate_json_in_process(
+    conformance_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    valid = conformance_dir / "0.5/spec/valid/image/missing_name.ome.zarr"
+    assert main(["validate", str(valid), "--metadata-only", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "valid": True,
+        "version": "0.5",
+        "errors": [],
+        "warnings": [],
+    }
+    strict_invalid = conformance_dir / "0.5/strict/invalid/plate/missing_name.ome.zarr"
+    assert main(["validate", str(strict_invalid), "--metadata-only"]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(strict_invalid), "--metadata-only", "--strict"]) == 1
+    assert "'name' is a required property" in capsys.readouterr().out
 
 
 def test_usage_errors_return_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

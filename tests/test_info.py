@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
+import socketserver
+import threading
 from pathlib import Path
 
 import pytest
@@ -9,6 +13,7 @@ import pytest
 from conftest import CORPUS_DATASETS
 from napari_omezarr_x.errors import StoreAccessError
 from napari_omezarr_x.info import describe_store, format_tree
+from napari_omezarr_x.validate import validate_store
 
 
 @pytest.mark.parametrize("dataset", CORPUS_DATASETS, ids=lambda d: d["id"])
@@ -49,3 +54,49 @@ def test_info_unreadable(tmp_path: Path) -> None:
         describe_store(str(tmp_path / "missing.zarr"))
     with pytest.raises(StoreAccessError, match="no zarr group"):
         describe_store(str(tmp_path))
+
+
+@pytest.fixture
+def corpus_server(corpus_dir: Path):
+    """The corpus served over a real localhost HTTP server (not listable, like object stores)."""
+    handler = functools.partial(_QuietHandler, directory=str(corpus_dir))
+    server = _Server(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def server_bind(self) -> None:
+        """Bind without the reverse DNS lookup of HTTPServer (slow on some machines)."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep test output clean."""
+
+    def list_directory(self, path: str):  # type: ignore[override]
+        """Like an object store: no folder listings."""
+        self.send_error(404, "no listing")
+
+
+def test_info_and_validate_over_http(corpus_server: str) -> None:
+    url = f"{corpus_server}/ngio_test_image_tczyx.zarr"
+    info = describe_store(url)
+    paths = [n.path for n in info.nodes]
+    assert paths[:3] == ["/", "0", "1"]
+    assert "labels/label/0" in paths
+    assert info.images[0].labels == ["label"]
+    report = validate_store(url)
+    assert report.valid, [str(e) for e in report.errors]
+    assert report.version == "0.4"
+
+    plate = validate_store(f"{corpus_server}/zarr-java_ome_v0.5_hcs.zarr")
+    assert plate.valid
+    with pytest.raises(StoreAccessError, match="no zarr metadata"):
+        validate_store(f"{corpus_server}/missing.zarr")

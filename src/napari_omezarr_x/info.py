@@ -38,6 +38,7 @@ class NodeInfo:
     nbytes: int | None = None
     stored_bytes: int | None = None
     ome: list[str] = field(default_factory=list)  # OME keys of a group
+    implicit: bool = False  # a folder on the way to a group, without zarr metadata
 
 
 @dataclass
@@ -116,6 +117,12 @@ class _Walker:
         if "multiscales" in ome:
             self.images.append(_image_info(node, path, ome))
         for name, child in self._children(node, ome):
+            parts = name.split("/")
+            for i in range(1, len(parts)):
+                folder = "/".join([path, *parts[:i]]).strip("/")
+                if folder not in self._seen:
+                    self._seen.add(folder)
+                    self.nodes.append(NodeInfo(folder, "group", info.zarr_format, implicit=True))
             self.visit(child, f"{path}/{name}".strip("/"))
 
     def _children(self, group: zarr.Group, ome: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -147,7 +154,10 @@ def _named_children(ome: dict[str, Any]) -> list[str]:
     names: list[str] = []
     for ms in ome.get("multiscales") or []:
         names += [d["path"] for d in ms.get("datasets", []) if isinstance(d.get("path"), str)]
-    names += [f"labels/{n}" for n in ome.get("labels") or [] if isinstance(n, str)]
+    if ome.get("multiscales"):
+        names.append("labels")
+    # the `labels` key lives in the labels group and names its children
+    names += [n for n in ome.get("labels") or [] if isinstance(n, str)]
     plate = ome.get("plate") or {}
     names += [w["path"] for w in plate.get("wells", []) if isinstance(w.get("path"), str)]
     well = ome.get("well") or {}
@@ -290,6 +300,9 @@ def format_tree(info: StoreInfo) -> str:
         depth = 0 if node.path == "/" else node.path.count("/") + 1
         name = "/" if node.path == "/" else node.path.rsplit("/", 1)[-1]
         indent = "    " * depth
+        if node.implicit:
+            lines.append(f"{indent}{name}  folder (no zarr metadata)")
+            continue
         if node.kind == "group":
             tags = f"  [{', '.join(node.ome)}]" if node.ome else ""
             lines.append(f"{indent}{name}  group (zarr v{node.zarr_format}){tags}")
