@@ -20,7 +20,7 @@ from napari_omezarr_x.errors import (
     StoreAccessError,
 )
 from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
-from ngff_fixtures import VERSIONS, write_image, write_json
+from ngff_fixtures import VERSIONS, set_ome, write_image, write_json, zarr_format
 
 CHANNELS = [
     {"label": "DAPI", "color": "0000FF", "window": {"start": 0, "end": 100, "min": 0, "max": 255}},
@@ -277,3 +277,51 @@ def test_corpus_dataset(corpus_dir, dataset):
     smallest = images[0].levels[-1].compute()
     if dataset["fill_value_only"]:
         assert not smallest.any()
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_nested_images_root_first(tmp_path, version):
+    root = write_image(tmp_path / "nested.zarr", version, shape=(8, 8), name="root")
+    write_image(root / "sub_array_1", version, shape=(4, 4), levels=1, name="one")
+    group = zarr.open_group(root, mode="a")
+    group.create_group("sub_array_2")
+    write_image(
+        root / "sub_array_2" / "sub_sub_array_1", version, shape=(2, 2), levels=1, name="two"
+    )
+    images = read_ome_zarr(str(root))
+    assert [(i.path, i.name) for i in images] == [
+        ("", "root"),
+        ("sub_array_1", "one"),
+        ("sub_array_2/sub_sub_array_1", "two"),
+    ]
+    assert images[2].levels[0].shape == (2, 2)
+
+
+OME_XML = (
+    '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+    '<Image ID="Image:0" Name="first"/><Image ID="Image:1" Name="second"/></OME>'
+)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize("source", ["xml", "series-attr", "numbered"])
+def test_bioformats2raw_series(tmp_path, version, source):
+    root = tmp_path / "collection.zarr"
+    group = zarr.open_group(root, mode="w", zarr_format=zarr_format(version))
+    set_ome(group, version, {"bioformats2raw.layout": 3})
+    for series in ("0", "1"):
+        write_image(root / series, version, shape=(4, 4), levels=1, name=f"ms-{series}")
+    if source != "numbered":
+        ome = group.create_group("OME")
+        (root / "OME" / "METADATA.ome.xml").write_text(OME_XML)
+        if source == "series-attr":
+            set_ome(ome, version, {"series": ["1", "0"]})
+    images = read_ome_zarr(str(root))
+    expected = {
+        "xml": [("0", "first"), ("1", "second")],
+        "series-attr": [("1", "first"), ("0", "second")],
+        "numbered": [("0", "ms-0"), ("1", "ms-1")],
+    }[source]
+    assert [(i.path, i.name) for i in images] == expected
+    (single,) = read_ome_zarr(str(root / "1"))
+    assert single.name == ("ms-1" if source == "numbered" else "second")

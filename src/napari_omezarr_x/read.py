@@ -88,7 +88,11 @@ def read_ome_zarr(path: str) -> list[Image]:
     naming the path; warns NgffComplianceWarning for readable-but-broken parts.
     """
     location = open_location(path)
-    return Reader(location).read()
+    with warnings.catch_warnings():
+        # Old bioformats2raw releases wrote `"filters": []`; zarr complains about
+        # it on every array, which tells a napari user nothing they can act on.
+        warnings.filterwarnings("ignore", message="Found an empty list of filters")
+        return Reader(location).read()
 
 
 def parallel(calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
@@ -194,7 +198,22 @@ class Reader:
         images = self.read_node(path, group, attrs)
         if not images:
             raise NotOmeZarrError(f"{where}: no OME-NGFF image, plate or labels found")
+        self._name_series(path, images[0])
         return images
+
+    def _name_series(self, path: str, image: Image) -> None:
+        """Name a series opened on its own (`collection.zarr/1`) from the collection's OME-XML."""
+        parent, _, series = path.rpartition("/")
+        if not series.isdigit() or image.path != path:
+            return
+        try:
+            parent_attrs = md.ome_attributes(self.attrs(self.group(parent)))
+        except Exception:  # the parent is optional context, not required to read
+            return
+        if "bioformats2raw.layout" in parent_attrs and "multiscales" not in parent_attrs:
+            names = self.ome_xml_names(parent)
+            if int(series) < len(names) and names[int(series)]:
+                image.name = names[int(series)]
 
     def read_node(self, path: str, group: Any, attrs: dict[str, Any]) -> list[Image]:
         """Images of one group, whatever OME node it is."""
