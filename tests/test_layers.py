@@ -306,3 +306,22 @@ def test_fallback_names():
     assert L.image_layers(image)[0][1]["name"] == "x/A/1/0"
     url = make_image([da.zeros((4, 4))], axes=TCZYX[3:], name="", store="http://h/p/y.zarr/")
     assert L.image_layers(url)[0][1]["name"] == "y"
+
+
+def test_single_level_without_window_reads_nothing():
+    levels, sources = pyramid(shape=(4, 32, 32), levels=1)
+    meta = L.image_layers(make_image(levels, axes=TCZYX[2:], name="vol"))[0][1]
+    assert "contrast_limits" not in meta  # napari derives it from the plane it displays
+    assert sources[0].reads == 0
+
+
+def test_unreadable_smallest_level_warns_and_still_opens():
+    def broken(block):
+        raise OSError("chunk 0/0 is corrupt")
+
+    good = da.zeros((16, 16), dtype="uint16", chunks=8)
+    bad = da.zeros((8, 8), dtype="uint16", chunks=8).map_blocks(broken, dtype="uint16")
+    with pytest.warns(NgffComplianceWarning, match="chunk 0/0 is corrupt"):
+        out = L.image_layers(make_image([good, bad], axes=TCZYX[3:], name="img"))
+    assert out[0][1]["name"] == "img"
+    assert "contrast_limits" not in out[0][1]

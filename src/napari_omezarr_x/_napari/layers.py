@@ -36,7 +36,7 @@ DEFAULT_COLORS_2 = ("magenta", "green")
 DEFAULT_COLORS = ("cyan", "yellow", "magenta", "red", "green", "blue")
 RGB_COLORS = ("FF0000", "00FF00", "0000FF")
 #: Largest smallest-level we read whole to find contrast limits or label values.
-MAX_SAMPLE = 1 << 24
+MAX_SAMPLE = 1 << 22
 _STORE_SUFFIXES = (".ome.zarr", ".zarr", ".ozx", ".zip")
 
 
@@ -184,7 +184,7 @@ def _single_layer(image: Image) -> LayerData:
     meta = _spatial_kwargs(image, keep)
     levels = _levels(image.levels)
     meta["multiscale"] = levels["multiscale"]
-    limits = _limits_from_data(image.levels[-1], None, 1, [] if _window(channel) else [0])
+    limits = _limits_from_data(image, None, 1, [] if _window(channel) else [0])
     meta.update(_channel_style(channel, 0, 1, limits[0]))
     meta["name"] = display_name(image) or fallback_name(image)
     index = None if channel is None else 0
@@ -203,7 +203,7 @@ def _channel_layers(image: Image, c: int) -> list[LayerData]:
         )
     channels = [image.channels[i] if i < len(image.channels) else None for i in range(n)]
     need = [i for i, ch in enumerate(channels) if _window(ch) is None]
-    limits = _limits_from_data(image.levels[-1], c, n, need)
+    limits = _limits_from_data(image, c, n, need)
     keep = [i for i in range(image.ndim) if i != c]
     geometry = _spatial_kwargs(image, keep)
     title = display_name(image)
@@ -289,19 +289,38 @@ def _colormap(color: str, inverted: bool) -> str | Colormap:
 
 
 def _limits_from_data(
-    smallest: da.Array, c: int | None, n: int, need: list[int] | None = None
+    image: Image, c: int | None, n: int, need: list[int]
 ) -> list[tuple[float, float] | None]:
-    """Per-channel (min, max) of the smallest level, for the channels in `need`.
+    """Per-channel (min, max) of the smallest pyramid level, for the channels in `need`.
 
-    Reads nothing when no channel needs it; the smallest level is read whole
-    when it is small, else its central plane along the non-YX axes.
+    Reads nothing when no channel needs it. The smallest level is read whole
+    when it is small, else its central plane along the non-YX axes. A
+    single-level image is left to napari, which then computes limits from the
+    plane it reads for display anyway (reading more would mean full resolution).
     """
-    need = list(range(n)) if need is None else need
     out: list[tuple[float, float] | None] = [None] * n
+    smallest = image.levels[-1]
     if not need:
         return out
     if np.dtype(smallest.dtype).kind == "b":
         return [(0.0, 1.0) if i in need else None for i in range(n)]
+    if len(image.levels) == 1:
+        return out
+    try:
+        return _min_max(smallest, c, need, out)
+    except Exception as exc:  # a broken chunk must not stop the image from opening
+        warnings.warn(
+            f"{image.store} {image.path}: cannot read the smallest level for contrast "
+            f"limits: {type(exc).__name__}: {exc}",
+            NgffComplianceWarning,
+            stacklevel=3,
+        )
+        return out
+
+
+def _min_max(
+    smallest: da.Array, c: int | None, need: list[int], out: list[tuple[float, float] | None]
+) -> list[tuple[float, float] | None]:
     sample = _sample(smallest, c)
     reduce_axes = tuple(a for a in range(sample.ndim) if a != c)
     stats = []

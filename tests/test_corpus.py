@@ -1,0 +1,149 @@
+"""Every dataset of the shared corpus opens in napari with the layers its manifest implies.
+
+Expected layer types, shapes and names are derived from each dataset's
+manifest entry (images, axes, level shapes, omero channels, label names,
+plate grid), written by tools other than ours.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from napari.components import ViewerModel
+from npe2 import PluginManager
+
+from conftest import CORPUS_DATASETS
+
+PLUGIN = "napari-omezarr-x"
+RGB = ["FF0000", "00FF00", "0000FF"]
+
+
+@pytest.fixture(scope="module")
+def viewer() -> ViewerModel:
+    """napari's viewer model (what `napari.Viewer` adds Qt to), shared by the module.
+
+    `ViewerModel.open` is the very method `napari.Viewer.open` runs; without
+    the Qt canvas each dataset costs a fraction of a second, so the whole
+    corpus stays fast. test_napari_reader.py opens data in full Qt viewers.
+    """
+    PluginManager.instance().discover()
+    return ViewerModel()
+
+
+def _axis_names(image: dict) -> list[str]:
+    axes = image["axes"]
+    if isinstance(axes, dict):  # 0.6-dev coordinate systems: any system lists the axes
+        axes = next(iter(axes.values()))
+    if axes is None:  # NGFF 0.1/0.2: 5-D tczyx implied
+        return ["t:time", "c:channel", "z:space", "y:space", "x:space"]
+    return list(axes)
+
+
+def _channel_axis(image: dict) -> int | None:
+    for i, axis in enumerate(_axis_names(image)):
+        name, _, kind = axis.partition(":")
+        if kind.startswith("channel") or (not kind and name.lower() == "c"):
+            return i
+    return None
+
+
+def _omero(ds: dict, group: str) -> list[dict]:
+    for block in ds["channels_omero"]:
+        if block["group"] == group:
+            return block["channels"]
+    return []
+
+
+def _is_rgb(level: dict, c: int | None, channels: list[dict]) -> bool:
+    """bioformats2raw RGB as the README documents it."""
+    n = level["shape"][c] if c is not None else 0
+    return (
+        level["dtype"] == "|u1"
+        and n in (3, 4)
+        and len(channels) == n
+        and [str(ch.get("color", "")).upper() for ch in channels[:3]] == RGB
+        and all(ch.get("active", True) and not ch.get("inverted", False) for ch in channels)
+        and all(ch.get("window") in (None, [0.0, 255.0]) for ch in channels)
+    )
+
+
+def _is_label_group(group: str) -> bool:
+    parts = group.split("/")
+    return len(parts) >= 2 and parts[-2] == "labels"
+
+
+def expected_layers(ds: dict) -> list[tuple[str, tuple[int, ...], int | None, str | None]]:
+    """(layer type, level-0 shape, level count, channel label or label name) per layer.
+
+    The level count of a plate mosaic is the reader's choice (None here).
+    """
+    images = [im for im in ds["images"] if not _is_label_group(im["group"])]
+    out = []
+    grid = None
+    if ds["plates"]:  # a plate opens as one mosaic of its wells' first fields
+        plate = ds["plates"][0]
+        grid = (plate["n_rows"], plate["n_columns"])
+        images = images[:1]
+    for image in images:
+        level = image["levels"][0]
+        shape = list(level["shape"])
+        n_levels = None if grid else len(image["levels"])
+        if grid:
+            shape[-2] *= grid[0]
+            shape[-1] *= grid[1]
+        c = _channel_axis(image)
+        channels = _omero(ds, image["group"]) if not grid else []
+        if c is None:
+            out.append(("image", tuple(shape), n_levels, None))
+        elif _is_rgb(level, c, channels):
+            out.append(("image", (*shape[:c], *shape[c + 1 :], shape[c]), n_levels, None))
+        else:
+            rest = tuple(shape[:c] + shape[c + 1 :])
+            for i in range(shape[c]):
+                label = channels[i].get("label") if i < len(channels) else None
+                out.append(("image", rest, n_levels, None if label is None else str(label)))
+    for image in ds["images"]:
+        if _is_label_group(image["group"]) and not grid:
+            name = image["group"].split("/")[-1]
+            shape = tuple(image["levels"][0]["shape"])
+            out.append(("labels", shape, len(image["levels"]), name))
+    return out
+
+
+@pytest.mark.parametrize("ds", CORPUS_DATASETS, ids=lambda d: d["id"])
+def test_corpus_dataset_opens(ds, viewer, corpus_dir):
+    viewer.layers.clear()
+    path = corpus_dir.parent.parent / ds["open_path"]  # open_path starts at shared/
+    added = viewer.open(str(path), plugin=PLUGIN)
+    got = [
+        (
+            layer._type_string,
+            tuple(layer.data[0].shape if layer.multiscale else layer.data.shape),
+            len(layer.data) if layer.multiscale else 1,
+            re.sub(r" \[\d+\]$", "", layer.name),
+        )
+        for layer in added
+    ]
+    want = expected_layers(ds)
+    assert sorted((t, s) for t, s, _, _ in got) == sorted((t, s) for t, s, _, _ in want)
+    # every level of a multiscale image, largest first
+    if not ds["plates"]:
+        assert sorted((t, s, n) for t, s, n, _ in got) == sorted((t, s, n) for t, s, n, _ in want)
+    for layer in added:
+        if layer.multiscale:
+            sizes = [level.size for level in layer.data]
+            assert sizes == sorted(sizes, reverse=True)
+    # names: a channel's label ends its layer's name; label layers carry the label name
+    names = [n for *_, n in got]
+    for kind, _, _, label in want:
+        if label is None:
+            continue
+        if kind == "labels":
+            assert label in names
+        else:
+            assert any(n == label or n.endswith(f": {label}") for n in names), (label, names)
+    for layer in added:
+        block = layer.metadata["omezarr"]
+        assert block["store"].rstrip("/").endswith(path.name)
+        assert block["kind"] in ("image", "labels", "plate", "well")
