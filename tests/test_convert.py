@@ -100,7 +100,10 @@ def test_png_converts(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["fiji-java_5d_dataset_v4.ome.zarr", "ngio_test_image_tczyx.zarr"])
+@pytest.mark.parametrize(
+    "name",
+    ["fiji-java_5d_dataset_v4.ome.zarr", "ngio_test_image_tczyx.zarr", "zarr-java_ome_v0.4.zarr"],
+)
 def test_corpus_ome_zarr_round_trips(corpus_dir: Path, tmp_path: Path, name: str) -> None:
     source = corpus_dir / name
     src_ms, src_group = _multiscale(str(source))
@@ -111,8 +114,16 @@ def test_corpus_ome_zarr_round_trips(corpus_dir: Path, tmp_path: Path, name: str
     assert [a["name"] for a in ms["axes"]] == [a["name"] for a in src_ms["axes"]]
     assert validate_store(out).valid
     if (source / "labels").is_dir():
+        names = dict(zarr.open_group(source / "labels", mode="r").attrs)["labels"]
         listed = json.loads((Path(out) / "labels" / "zarr.json").read_text())
-        assert listed["attributes"]["ome"]["labels"]
+        assert listed["attributes"]["ome"]["labels"] == names
+        for label in names:
+            src_ms, src_label = _multiscale(str(source / "labels" / label))
+            ms, copied = _multiscale(str(Path(out) / "labels" / label))
+            expected = np.asarray(src_label[src_ms["datasets"][0]["path"]])
+            got = np.asarray(copied[ms["datasets"][0]["path"]])
+            # a zyx label of a tczyx image gains the image's length-1 t axis
+            np.testing.assert_array_equal(got.reshape(expected.shape), expected)
 
 
 def test_unreadable_input(tmp_path: Path) -> None:

@@ -99,24 +99,38 @@ def convert(
             overwrite=overwrite,
         )
         for label in image.labels:
-            _add_label(out, label, add_labels)
+            _add_label(out, label, image, add_labels)
     return str(out)
 
 
-def _add_label(out: str, label: Any, add_labels: Callable[..., str]) -> None:
+def _add_label(out: str, label: Any, image: Source, add_labels: Callable[..., str]) -> None:
     """Copy one label image; one that does not fit the image is reported, not fatal."""
     meta = label.label
     name = label.name or label.path.rsplit("/", 1)[-1]
     try:
         add_labels(
             out,
-            label.levels[0],
+            _fit_label(label.levels[0], label.axes, image),
             name,
             colors=(meta.colors or None) if meta is not None else None,
             properties=(meta.properties or ()) if meta is not None else (),
         )
     except ValueError as exc:
         logger.warning("labels %r not converted: %s", name, exc)
+
+
+def _fit_label(data: Any, label_axes: Sequence[Axis], image: Source) -> Any:
+    """Give a label image the image's length-1 axes it leaves out (zyx labels of a
+    tczyx image with one time point), so it lines up with the image's axes."""
+    names = [a.name for a in label_axes]
+    image_names = [a.name for a in image.axes]
+    target = [n for n in image_names if n != "c"]
+    if names == target or [n for n in target if n in names] != names:
+        return data
+    missing = [n for n in target if n not in names]
+    if any(image.data.shape[image_names.index(n)] != 1 for n in missing):
+        return data
+    return data[tuple(slice(None) if n in names else None for n in target)]
 
 
 @contextlib.contextmanager
