@@ -114,7 +114,7 @@ def test_widget_edits_change_the_layers(make_napari_viewer, qtbot, image):
     np.testing.assert_allclose(_end_color(layer, 0.0), [0, 0, 0])
     assert layer.metadata["omezarr"]["channel"]["color"] == "FF00FF"
 
-    qtbot.mouseClick(row.inverted, Qt.MouseButton.LeftButton)
+    row.inverted.click()
     np.testing.assert_allclose(_end_color(layer, 0.0), [1, 0, 1])
     np.testing.assert_allclose(_end_color(layer, 1.0), [0, 0, 0])
     assert layer.metadata["omezarr"]["channel"]["inverted"] is True

@@ -32,7 +32,6 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -129,9 +128,7 @@ class _ChannelRow(QFrame):
         self.label = QLineEdit()
         self.label.setPlaceholderText("channel label")
         self.label.setToolTip("Channel label (the layer name)")
-        self.inverted = QToolButton()
-        self.inverted.setText("Invert")
-        self.inverted.setCheckable(True)
+        self.inverted = QCheckBox("Invert")
         self.inverted.setToolTip("Inverted: the colormap runs from the colour to black")
         self.window = QLabeledDoubleRangeSlider(Qt.Orientation.Horizontal)
         self.window.setToolTip(
@@ -211,13 +208,17 @@ class _ChannelRow(QFrame):
         with QSignalBlocker(self.window):
             self.window.setRange(float(lo), float(hi))
             self.window.setValue(tuple(float(v) for v in self.layer.contrast_limits))
-            self.window.barColor = QColor(f"#{self._color}")
         with QSignalBlocker(self.active):
             self.active.setChecked(raw["active"])
         with QSignalBlocker(self.inverted):
             self.inverted.setChecked(raw["inverted"])
         if self.label.text() != raw["label"] and not self.label.hasFocus():
             self.label.setText(raw["label"])
+        # A style sheet of our own, as napari's theme sets every range slider's
+        # bar colour when the dock is shown.
+        bar = f"QRangeSlider {{ qproperty-barColor: #{self._color}; }}"
+        if self.window.styleSheet() != bar:
+            self.window.setStyleSheet(bar)
         self.color_button.setStyleSheet(
             f"QPushButton {{ background-color: #{self._color}; border: 1px solid #888;"
             " border-radius: 3px; }"
@@ -301,9 +302,9 @@ class ChannelSettingsWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.source)
-        layout.addWidget(scroll, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
+        layout.addWidget(scroll, 1)
         self.setMinimumWidth(280)
 
         viewer_events = (
@@ -384,7 +385,7 @@ class ChannelSettingsWidget(QWidget):
         except OmeZarrXError as exc:
             self.save_button.setEnabled(False)
             self.save_button.setToolTip(str(exc))
-            self._set_status(f"Read-only: {exc}")
+            self._set_status(str(exc))
         else:
             self.save_button.setEnabled(True)
             self.save_button.setToolTip("Write these settings into the image's omero metadata")
