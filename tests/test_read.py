@@ -325,3 +325,27 @@ def test_bioformats2raw_series(tmp_path, version, source):
     assert [(i.path, i.name) for i in images] == expected
     (single,) = read_ome_zarr(str(root / "1"))
     assert single.name == ("ms-1" if source == "numbered" else "second")
+
+
+def test_spatialdata_like_store_finds_images_and_labels(tmp_path):
+    root = zarr.open_group(tmp_path / "sdata.zarr", mode="w", zarr_format=3)
+    root.attrs["spatialdata_attrs"] = {"version": "0.2"}
+    root.create_group("images")
+    root.create_group("labels")
+    write_image(tmp_path / "sdata.zarr" / "images" / "blobs", "0.5", shape=(3, 8, 8), levels=1)
+    seg = tmp_path / "sdata.zarr" / "labels" / "seg"
+    write_image(seg, "0.5", shape=(8, 8), levels=1, dtype="int16")
+    images = read_ome_zarr(str(tmp_path / "sdata.zarr"))
+    assert [(i.path, i.kind, i.name) for i in images] == [
+        ("images/blobs", "image", "image"),
+        ("labels/seg", "labels", "seg"),
+    ]
+
+
+def test_float_label_opened_directly_is_an_image(tmp_path):
+    path = write_image(tmp_path / "img.zarr", "0.5", labels={"f": {}})
+    write_image(path / "labels" / "f", "0.5", shape=(3, 8, 8), levels=1, dtype="float32")
+    with pytest.warns(NgffComplianceWarning, match="integers"):
+        (image,) = read_ome_zarr(str(path / "labels" / "f"))
+    assert image.kind == "image"
+    assert image.label is None

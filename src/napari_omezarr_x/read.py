@@ -124,6 +124,10 @@ def _access_error(where: str, exc: Exception) -> OmeZarrXError:
     return StoreAccessError(f"{where}: cannot read: {type(exc).__name__}: {exc}")
 
 
+def _integer_levels(image: Image) -> bool:
+    return np.dtype(image.levels[0].dtype).kind in "iub"
+
+
 def _label_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
@@ -225,6 +229,14 @@ class Reader:
             image = self.read_image(path, group, attrs, kind=kind)
             if kind == "labels":
                 image.name = _label_name(path)
+                if not _integer_levels(image):
+                    warnings.warn(
+                        f"{self.loc.describe(path)}: label data must be integers, got "
+                        f"{image.levels[0].dtype}; read as an image",
+                        NgffComplianceWarning,
+                        stacklevel=2,
+                    )
+                    image.kind, image.label = "image", None
             return [image, *self.nested_images(path, group, image)]
         if "plate" in ome:
             return [hcs.read_plate(self, path, group, attrs)]
@@ -372,9 +384,10 @@ class Reader:
         if "multiscales" not in md.ome_attributes(attrs):
             raise MetadataError(f"{where}: label group has no 'multiscales'")
         image = self.read_image(path, group, attrs, kind="labels")
-        dtype = np.dtype(image.levels[0].dtype)
-        if dtype.kind not in "iub":
-            raise MetadataError(f"{where}: label data must be integers, got {dtype}")
+        if not _integer_levels(image):
+            raise MetadataError(
+                f"{where}: label data must be integers, got {image.levels[0].dtype}"
+            )
         image.name = _label_name(path)
         return image
 
@@ -384,9 +397,11 @@ class Reader:
         """Images in child groups (e.g. `sub_array_1`, `sub_array_2/sub_sub_array_1`)."""
         if not self.loc.listable:
             return []
-        skip = {"labels", "OME"}
+        skip = {"OME"}
         if parent is not None:
-            skip |= {p.split("/", 1)[0] for p in parent.level_paths}
+            # An image's own labels and level arrays are not nested images. Elsewhere
+            # (e.g. a spatialdata store) a plain `labels` group is searched too.
+            skip |= {"labels", *(p.split("/", 1)[0] for p in parent.level_paths)}
         found: list[Image] = []
         self._collect_nested(path, group, skip, found, depth=1)
         return found
