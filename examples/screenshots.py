@@ -1,0 +1,92 @@
+"""Take the README screenshots from a real napari window.
+
+Run headless with `xvfb-run -a -s "-screen 0 1400x900x24" python examples/screenshots.py
+[docs]`; it writes `sample.png` (the sample open with image and labels) and
+`save-dialog.png` (File > Save Selected Layers listing OME-Zarr) into the folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import napari
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication, QComboBox, QFileDialog
+
+from napari_omezarr_x._napari.sample import open_sample
+
+WINDOW_SIZE = (1280, 820)
+
+
+def settle(seconds: float = 1.0) -> None:
+    """Let Qt and vispy draw (and the sample load) before grabbing pixels."""
+    app = QApplication.instance()
+    timer_done = []
+    QTimer.singleShot(int(seconds * 1000), lambda: timer_done.append(True))
+    while not timer_done:
+        app.processEvents()
+
+
+def sample_screenshot(viewer: napari.Viewer, path: Path) -> None:
+    """The sample in 2D at mid-depth, nuclei outlined by their labels."""
+    open_sample(viewer)
+    labels = viewer.layers[-1]
+    labels.contour = 2
+    labels.opacity = 0.9
+    depth = viewer.dims.range[0]
+    viewer.dims.set_point(0, (depth.start + depth.stop) / 2)
+    viewer.layers.selection.active = labels
+    viewer.reset_view()
+    settle(2.0)
+    viewer.window.screenshot(str(path), canvas_only=False)
+
+
+def save_dialog_screenshot(viewer: napari.Viewer, path: Path, folder: Path) -> None:
+    """File > Save Selected Layers... in `folder`, file-type list open, then cancelled."""
+    viewer.layers.selection = set(viewer.layers)
+    action = next(
+        a for a in viewer.window.file_menu.actions() if a.text().startswith("Save Selected")
+    )
+
+    def grab_and_close() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, QFileDialog):
+            QTimer.singleShot(200, grab_and_close)
+            return
+        dialog.resize(900, 520)
+        dialog.setDirectory(str(folder))
+        dialog.selectFile("cells3d.ome.zarr")
+        combo = dialog.findChild(QComboBox, "fileTypeCombo")
+        combo.showPopup()
+        settle(0.8)
+        frame = viewer.window._qt_window.frameGeometry()
+        screen = QApplication.primaryScreen()
+        screen.grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height()).save(str(path))
+        combo.hidePopup()
+        dialog.reject()
+
+    QTimer.singleShot(500, grab_and_close)
+    action.trigger()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", type=Path, default=Path("docs"))
+    args = parser.parse_args(argv)
+    args.folder.mkdir(parents=True, exist_ok=True)
+    viewer = napari.Viewer(title="napari-omezarr-x")
+    viewer.window._qt_window.resize(*WINDOW_SIZE)
+    sample_screenshot(viewer, args.folder / "sample.png")
+    with tempfile.TemporaryDirectory() as tmp:
+        browse = Path(tmp) / "experiments"
+        for name in ("2024-05-02 organoids", "2024-05-09 organoids"):
+            (browse / name).mkdir(parents=True)
+        save_dialog_screenshot(viewer, args.folder / "save-dialog.png", browse)
+    viewer.close()
+    print("Wrote", *sorted(p.name for p in args.folder.glob("*.png")))
+
+
+if __name__ == "__main__":
+    main()
