@@ -254,3 +254,12 @@ def test_real_world_file_round_trip(corpus_dir: Path, tmp_path: Path) -> None:
         ]
     )
     assert array_hashes(image) == before
+
+
+def test_window_min_max_widen_to_cover_start_end(image: Path, version: str) -> None:
+    channels = omero.read_channels(image)
+    channels[0].start, channels[0].end = -5, 300
+    omero.save_omero(image, "", channels)
+    window = stored_omero(image, version)["channels"][0]["window"]
+    assert window == {"start": -5, "end": 300, "min": -5, "max": 300}
+    assert channels[0].min == 0.0  # the caller's object is left alone

@@ -68,8 +68,12 @@ def channel_to_omero(channel: Channel | Mapping[str, Any]) -> dict[str, Any]:
     Keys the model does not know (`family`, `coefficient`, vendor keys) come
     through unchanged. A mapping is taken as an omero dict and only normalised.
     """
-    if isinstance(channel, Mapping):
-        channel = channel_from_omero(channel)
+    channel = channel_from_omero(channel) if isinstance(channel, Mapping) else copy.copy(channel)
+    # The window lies within min..max (the spec's data range): widen it if needed.
+    if channel.start is not None and channel.min is not None:
+        channel.min = min(channel.min, channel.start)
+    if channel.end is not None and channel.max is not None:
+        channel.max = max(channel.max, channel.end)
     out = copy.deepcopy(channel.raw)
     window = dict(out.get("window") or {})
     for key in _WINDOW_KEYS:
