@@ -99,3 +99,39 @@ def test_convert_command_with_progress(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(args) == 1  # exists, no --overwrite
     assert "already exists" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
+
+
+@pytest.fixture
+def no_event_loop(make_napari_viewer, monkeypatch: pytest.MonkeyPatch) -> list:
+    """Viewers the commands create are test-managed ones; napari.run returns at once."""
+    import napari
+
+    viewers: list = []
+
+    def viewer(**kwargs: object):
+        viewers.append(make_napari_viewer(**kwargs))
+        return viewers[-1]
+
+    monkeypatch.setattr(napari, "Viewer", viewer)
+    monkeypatch.setattr(napari, "run", lambda *a, **k: None)
+    return viewers
+
+
+def test_view_opens_stores_through_the_plugin(corpus_dir: Path, no_event_loop: list) -> None:
+    store = corpus_dir / "ngio_test_image_tczyx.zarr"
+    assert main(["view", str(store)]) == 0
+    (viewer,) = no_event_loop
+    kinds = sorted(type(layer).__name__ for layer in viewer.layers)
+    assert kinds == ["Image", "Image", "Labels"]
+    assert all(layer.metadata["omezarr"]["version"] == "0.4" for layer in viewer.layers)
+
+
+def test_sample_command_calls_show_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sample` hands over to the sample module's viewer (tested in test_sample.py, which
+    generates the data; done again here it would cost the suite ~20 s)."""
+    from napari_omezarr_x._napari import sample
+
+    calls: list[str] = []
+    monkeypatch.setattr(sample, "show_sample", lambda: calls.append("shown"))
+    assert main(["sample"]) == 0
+    assert calls == ["shown"]
