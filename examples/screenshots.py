@@ -31,9 +31,7 @@ def settle(seconds: float = 1.0) -> None:
 
 def sample_screenshot(viewer: napari.Viewer, path: Path) -> None:
     """The sample in 2D at mid-depth, nuclei outlined by their labels."""
-    open_sample(viewer)
-    labels = viewer.layers[-1]
-    labels.contour = 2
+    labels = open_sample(viewer)[-1]
     labels.opacity = 0.9
     depth = viewer.dims.range[0]
     viewer.dims.set_point(0, (depth.start + depth.stop) / 2)

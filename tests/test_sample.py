@@ -275,8 +275,10 @@ def test_sample_command_and_viewer(tmp_path, monkeypatch, make_napari_viewer) ->
     assert sample.LABELS_NAME in names[2]
 
     viewer = make_napari_viewer()
-    open_sample(viewer)
+    added = open_sample(viewer)
+    assert list(viewer.layers) == added
     assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Image", "Labels"]
+    assert viewer.layers[-1].contour == 2
     membranes, nuclei, labels = viewer.layers
     np.testing.assert_array_equal(np.asarray(nuclei.data[0]), cells.image[1])
     assert tuple(nuclei.scale) == pytest.approx(sample.VOXEL_SIZE_UM)

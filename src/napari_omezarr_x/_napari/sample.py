@@ -32,10 +32,16 @@ def cells3d() -> list[LayerDataTuple]:
     return layers_for_images(read_ome_zarr(str(path)))
 
 
-def open_sample(viewer: napari.Viewer) -> None:
-    """Add the sample to `viewer`, centred on the middle of the stack."""
-    viewer.open_sample(PLUGIN, SAMPLE_KEY)
+def open_sample(viewer: napari.Viewer) -> list[napari.layers.Layer]:
+    """Add the sample to `viewer`, nuclei labels drawn as outlines so the stain shows."""
+    from napari.layers import Labels
+
+    layers = viewer.open_sample(PLUGIN, SAMPLE_KEY)
+    for layer in layers:
+        if isinstance(layer, Labels):
+            layer.contour = 2
     viewer.reset_view()
+    return layers
 
 
 def show_sample() -> None:
