@@ -198,3 +198,89 @@ def test_writer_output_is_valid(tmp_path: Path, version: str) -> None:
     report = validate_store(str(out))
     assert report.valid, _messages(report)
     assert report.version == version
+
+
+def _v06_image(root: Path, shape: tuple[int, int]) -> None:
+    group = zarr.open_group(root, mode="w", zarr_format=3)
+    group.create_array("0", shape=shape, dtype="uint8", chunks=shape)[...] = 1
+    space = [{"name": n, "type": "space", "unit": "micrometer"} for n in ("y", "x")]
+    group.attrs["ome"] = {
+        "version": "0.6",
+        "multiscales": [
+            {
+                "coordinateSystems": [{"name": "physical", "axes": space}],
+                "datasets": [
+                    {
+                        "path": "0",
+                        "coordinateTransformations": [
+                            {
+                                "type": "scale",
+                                "scale": [0.5, 0.5],
+                                "input": {"path": "0"},
+                                "output": {"name": "physical"},
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def test_scene_images_must_exist(tmp_path: Path) -> None:
+    """A 0.6 scene: the images its transformations reference by path are checked too."""
+    root = tmp_path / "scene.zarr"
+    scene = zarr.open_group(root, mode="w", zarr_format=3)
+    scene.attrs["ome"] = {
+        "version": "0.6",
+        "scene": {
+            "coordinateTransformations": [
+                {
+                    "type": "translation",
+                    "translation": [10.0, 0.0],
+                    "input": {"name": "physical", "path": "a"},
+                    "output": {"name": "physical", "path": "b"},
+                }
+            ]
+        },
+    }
+    _v06_image(root / "a", (8, 8))
+    report = validate_store(str(root))
+    assert [e.location for e in report.errors] == ["b"]
+    _v06_image(root / "b", (4, 4))
+    report = validate_store(str(root))
+    assert report.valid, _messages(report)
+    assert report.version == "0.6"
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("ome-zarr-py_ngff-0.1.zarr", True),
+        ("ome-zarr-py_ngff-0.2.zarr", True),
+        ("tables-prototype_test_image_ngff-0.3.zarr", True),
+        ("fiji-java_5d_dataset_v4.ome.zarr", True),
+        ("zarr-java_ome_v0.5_hcs.zarr", True),
+        ("neuroglancer_ngff-zarr_simple_0.5.zip", True),
+        # empty multiscale coordinateTransformations list
+        ("mobie-io_blobs.ome.zarr", False),
+        # omero window values written as strings
+        ("fractal_plate_ones.zarr", False),
+    ],
+)
+def test_corpus_verdicts(corpus_dir: Path, name: str, valid: bool) -> None:
+    report = validate_store(str(corpus_dir / name))
+    assert report.valid is valid, _messages(report)
+
+
+def test_strict_requires_image_label_on_04_labels(tmp_path: Path) -> None:
+    """0.4 says a label image SHOULD have image-label: a warning, an error with --strict."""
+    root = tmp_path / "img.zarr"
+    _write_image(root, "0.4", [(16, 16)])
+    zarr.open_group(root / "labels", mode="w", zarr_format=2).attrs["labels"] = ["cells"]
+    _write_image(root / "labels" / "cells", "0.4", [(16, 16)], dtype="uint16")
+    report = validate_store(str(root))
+    assert report.valid
+    assert any("image-label" in w.message for w in report.warnings)
+    strict = validate_store(str(root), strict=True)
+    assert any("image-label" in e.message for e in strict.errors)

@@ -32,7 +32,15 @@ from .store import METADATA_FILES, ZIP_SUFFIXES, layout1_data_dir
 logger = logging.getLogger(__name__)
 
 _INTEGER_DTYPES = {f"{s}int{b}" for s in ("", "u") for b in (8, 16, 32, 64)}
-_OME_KEYS = ("multiscales", "image-label", "plate", "well", "bioformats2raw.layout", "series")
+_OME_KEYS = (
+    "multiscales",
+    "image-label",
+    "plate",
+    "well",
+    "bioformats2raw.layout",
+    "series",
+    "scene",
+)
 _MAX_MESSAGE = 240
 
 
@@ -227,6 +235,8 @@ class _Checker:
             self.check_well(node, namespace["well"], checked)
         if "bioformats2raw.layout" in namespace:
             self.check_bf2raw(node, checked)
+        if isinstance(namespace.get("scene"), dict):
+            self.check_scene(node, namespace["scene"], checked)
 
     def _schema_version(
         self, node: _Node, version: str | None, parent: str | None, namespace: dict[str, Any]
@@ -376,7 +386,7 @@ class _Checker:
         if well["path"] != expected:
             message = f"path {well['path']!r} should be '<row>/<column>' = {expected!r}"
             # The 0.5 suite rejects this; the 0.4 and 0.6-dev suites accept it.
-            (self.error if version == "0.5" else self.warn)(f"{where}.path", message)
+            (self.error if version.startswith("0.5") else self.warn)(f"{where}.path", message)
 
     def check_well(self, node: _Node, well: Any, version: str) -> None:
         if not isinstance(well, dict):
@@ -385,6 +395,18 @@ class _Checker:
         for i, image in enumerate(well.get("images", []) or []):
             if isinstance(image, dict) and isinstance(image.get("path"), str):
                 self._check_child(node, image["path"], f"{where}[{i}]", version, "multiscales")
+
+    def check_scene(self, node: _Node, scene: dict[str, Any], version: str) -> None:
+        """0.6 scenes: the images their transformations reference by path must exist."""
+        where = f"{node.key}#{_pointer(node, _declared(node)[1])}.scene.coordinateTransformations"
+        transforms = scene.get("coordinateTransformations")
+        for i, t in enumerate(transforms if isinstance(transforms, list) else []):
+            for end in ("input", "output"):
+                ref = t.get(end) if isinstance(t, dict) else None
+                if isinstance(ref, dict) and isinstance(ref.get("path"), str) and ref["path"]:
+                    self._check_child(
+                        node, ref["path"], f"{where}[{i}].{end}", version, "multiscales"
+                    )
 
     def check_bf2raw(self, node: _Node, version: str) -> None:
         """bioformats2raw layout: series listed in OME/, else groups 0, 1, 2, ..."""
@@ -423,9 +445,11 @@ class _Checker:
             self.error(child.key, f"group named by {where} has no {expected_key!r} metadata")
             return
         if label and "image-label" not in _declared(child)[1]:
-            # 0.4 says a label image SHOULD have image-label; 0.5 made it a MUST.
+            # 0.4 says a label image SHOULD have image-label (so --strict requires it);
+            # 0.5 made it a MUST.
             message = "label image has no 'image-label' metadata"
-            (self.warn if version < "0.5" else self.error)(child.key, message)
+            must = version >= "0.5" or self.strict
+            (self.error if must else self.warn)(child.key, message)
         self.check_group(child, version, is_label=label)
 
 
@@ -463,6 +487,8 @@ def _models(namespace: dict[str, Any]) -> list[str]:
         models.append("bf2raw")
     if "series" in namespace:
         models.append("ome")
+    if "scene" in namespace:
+        models.append("scene")
     return models
 
 
