@@ -295,3 +295,17 @@ def test_single_channel_image_without_channel_axis(make_napari_viewer, tmp_path,
     assert stored_omero(image, version)["channels"][0]["color"] == "FF8000"
     shutil.rmtree(image / "0")  # arrays are not needed to read the settings back
     assert omero.read_channels(image)[0].color == "FF8000"
+
+
+def test_closing_the_dock_leaves_napari_working(make_napari_viewer, qtbot, image):
+    viewer = make_napari_viewer()
+    widget = _open(viewer, image)
+    layer = widget.rows[0].layer
+    viewer.window.remove_dock_widget("all")
+    with qtbot.waitSignal(widget.destroyed):
+        widget.deleteLater()
+    layer.contrast_limits = (3, 30)  # must not call into the deleted rows
+    layer.name = "cells: renamed"
+    viewer.layers.selection.active = viewer.layers[1]
+    viewer.add_image(np.zeros((4, 4), "uint8"))
+    assert tuple(layer.contrast_limits) == (3, 30)

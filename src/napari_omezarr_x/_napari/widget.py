@@ -314,7 +314,8 @@ class ChannelSettingsWidget(QWidget):
         )
         for emitter, callback in viewer_events:
             emitter.connect(callback)
-        self.destroyed.connect(lambda *_: _disconnect(viewer_events))
+        # Once Qt has deleted the widget, napari must stop calling into it.
+        self.destroyed.connect(lambda *_: _disconnect([*viewer_events, *self._connections]))
         self._on_selection()
 
     # -- which layers -------------------------------------------------------
