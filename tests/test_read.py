@@ -349,3 +349,12 @@ def test_float_label_opened_directly_is_an_image(tmp_path):
         (image,) = read_ome_zarr(str(path / "labels" / "f"))
     assert image.kind == "image"
     assert image.label is None
+
+
+def test_broken_labels_group_warns_image_opens(tmp_path):
+    path = write_image(tmp_path / "img.zarr", "0.4", labels={"cells": {}})
+    (path / "labels" / ".zattrs").write_text("{oops")
+    with pytest.warns(NgffComplianceWarning, match=r"labels skipped: .*img\.zarr/labels"):
+        (image,) = read_ome_zarr(str(path))
+    assert image.labels == []
+    assert image.levels[0].shape == (1, 2, 3, 8, 8)

@@ -110,14 +110,20 @@ def parallel(calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
         return list(pool.map(run, calls))
 
 
+def _is_missing(exc: Exception) -> bool:
+    """Whether a zarr/store error means "nothing there" (zarr's *NotFoundError family)."""
+    return isinstance(exc, FileNotFoundError | KeyError) or type(exc).__name__.endswith(
+        "NotFoundError"
+    )
+
+
 def _access_error(where: str, exc: Exception) -> OmeZarrXError:
+    """Our error type for an exception raised while reading `where`."""
     if isinstance(exc, OmeZarrXError):
         return exc
     if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
         return MetadataError(f"{where}: malformed JSON metadata: {exc}")
-    if isinstance(exc, FileNotFoundError | KeyError) or type(exc).__name__.endswith(
-        "NotFoundError"
-    ):
+    if _is_missing(exc):
         return MetadataError(f"{where}: missing zarr group or array")
     if isinstance(exc, ValueError | TypeError):
         return MetadataError(f"{where}: invalid zarr metadata: {exc}")
@@ -189,15 +195,14 @@ class Reader:
         try:
             group = self.group(path)
         except Exception as exc:  # mapped to our error types
-            err = _access_error(where, exc)
-            if isinstance(err, MetadataError) and "missing" in str(err):
+            if _is_missing(exc):
                 if self.loc.kind == "http":
                     raise StoreAccessError(
                         f"{where}: no zarr metadata found at this URL (zarr.json/.zattrs missing "
                         "or the server is unreachable)"
                     ) from exc
                 raise NotOmeZarrError(f"{where}: not an OME-Zarr store (no zarr group)") from exc
-            raise err from exc
+            raise _access_error(where, exc) from exc
         attrs = self.attrs(group)
         images = self.read_node(path, group, attrs)
         if not images:
@@ -237,16 +242,16 @@ class Reader:
                         stacklevel=2,
                     )
                     image.kind, image.label = "image", None
-            return [image, *self.nested_images(path, group, image)]
+            return [image, *self.nested_images(path, image)]
         if "plate" in ome:
             return [hcs.read_plate(self, path, group, attrs)]
         if "well" in ome:
             return [hcs.read_well(self, path, group, attrs)]
         if "labels" in ome:
-            return self.read_labels_group(path, group, attrs, strict=True)
+            return self.read_labels_group(path, attrs, strict=True)
         if "bioformats2raw.layout" in ome:
             return self.read_series(path, attrs)
-        return self.nested_images(path, group, None)
+        return self.nested_images(path, None)
 
     def _is_label_path(self, path: str, ome: dict[str, Any]) -> bool:
         parts = path.split("/")
@@ -309,10 +314,17 @@ class Reader:
             image.label = md.parse_image_label(attrs, where)
         elif with_labels:
             labels_group = results[-1]
-            if not isinstance(labels_group, Exception):
+            if isinstance(labels_group, Exception) and not _is_missing(labels_group):
+                labels_where = self.loc.describe(self.loc.join(path, "labels"))
+                warnings.warn(
+                    f"labels skipped: {_access_error(labels_where, labels_group)}",
+                    NgffComplianceWarning,
+                    stacklevel=2,
+                )
+            elif not isinstance(labels_group, Exception):
                 labels_path = self.loc.join(path, "labels")
                 image.labels = self.read_labels_group(
-                    labels_path, labels_group, self.attrs(labels_group), strict=False
+                    labels_path, self.attrs(labels_group), strict=False
                 )
         return image
 
@@ -353,26 +365,24 @@ class Reader:
 
     # -- labels -------------------------------------------------------------------------
 
-    def read_labels_group(
-        self, path: str, group: Any, attrs: dict[str, Any], *, strict: bool
-    ) -> list[Image]:
-        """Label images listed by a `labels` group; broken ones are skipped with a warning.
+    def read_labels_group(self, path: str, attrs: dict[str, Any], *, strict: bool) -> list[Image]:
+        """Label images listed by a `labels` group, read concurrently.
 
-        With `strict` (the user opened the labels group itself) an empty result
-        is an error instead.
+        Broken ones are skipped with a warning; with `strict` (the user opened
+        the labels group itself) an empty result is an error instead.
         """
         names = md.label_names(attrs)
         if not names and self.loc.listable:
-            names = sorted(group.group_keys())
+            names = self.loc.child_names(path)
         paths = [self.loc.join(path, n) for n in names]
+        results = parallel([lambda p=p: self.read_label(p, self.group(p)) for p in paths])
         labels = []
-        for label_path, result in zip(paths, self.open_groups(paths), strict=True):
-            try:
-                if isinstance(result, Exception):
-                    raise _access_error(self.loc.describe(label_path), result) from result
-                labels.append(self.read_label(label_path, result))
-            except OmeZarrXError as exc:
-                warnings.warn(f"label skipped: {exc}", NgffComplianceWarning, stacklevel=2)
+        for label_path, result in zip(paths, results, strict=True):
+            if isinstance(result, Exception):
+                error = _access_error(self.loc.describe(label_path), result)
+                warnings.warn(f"label skipped: {error}", NgffComplianceWarning, stacklevel=2)
+            else:
+                labels.append(result)
         if strict and not labels:
             raise MetadataError(f"{self.loc.describe(path)}: labels group holds no readable label")
         return labels
@@ -393,7 +403,7 @@ class Reader:
 
     # -- collections --------------------------------------------------------------------
 
-    def nested_images(self, path: str, group: Any, parent: Image | None) -> list[Image]:
+    def nested_images(self, path: str, parent: Image | None) -> list[Image]:
         """Images in child groups (e.g. `sub_array_1`, `sub_array_2/sub_sub_array_1`)."""
         if not self.loc.listable:
             return []
@@ -403,13 +413,11 @@ class Reader:
             # (e.g. a spatialdata store) a plain `labels` group is searched too.
             skip |= {"labels", *(p.split("/", 1)[0] for p in parent.level_paths)}
         found: list[Image] = []
-        self._collect_nested(path, group, skip, found, depth=1)
+        self._collect_nested(path, skip, found, depth=1)
         return found
 
-    def _collect_nested(
-        self, path: str, group: Any, skip: set[str], found: list[Image], depth: int
-    ) -> None:
-        for name in sorted(group.group_keys()):
+    def _collect_nested(self, path: str, skip: set[str], found: list[Image], depth: int) -> None:
+        for name in self.loc.child_names(path):
             if name in skip:
                 continue
             child_path = self.loc.join(path, name)
@@ -428,7 +436,7 @@ class Reader:
                         f"nested image skipped: {exc}", NgffComplianceWarning, stacklevel=2
                     )
             elif depth < _MAX_NESTED_DEPTH and not md.is_ome_node(attrs):
-                self._collect_nested(child_path, child, set(), found, depth + 1)
+                self._collect_nested(child_path, set(), found, depth + 1)
 
     def read_series(self, path: str, attrs: dict[str, Any]) -> list[Image]:
         """Every series of a bioformats2raw collection, named from its OME-XML."""
@@ -465,7 +473,7 @@ class Reader:
         if names:
             return [str(i) for i in range(len(names))]
         if self.loc.listable:
-            keys = self.group(path).group_keys()
+            keys = self.loc.child_names(path)
             return sorted((k for k in keys if k.isdigit()), key=int)
         return ["0"]
 

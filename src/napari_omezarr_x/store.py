@@ -54,6 +54,29 @@ class Location:
         """Human-readable location of `path` for messages."""
         return f"{self.root}/{path}" if path else self.root
 
+    def child_names(self, path: str) -> list[str]:
+        """Sorted names of the sub-folders of group `path`, without opening them.
+
+        Listing through zarr would parse every child's metadata and fail on
+        one broken child; here each child is judged later on its own.
+        """
+        try:
+            if self.kind == "local":
+                folder = Path(self.root) / path
+                return sorted(p.name for p in folder.iterdir() if p.is_dir())
+            if self.kind == "zip":
+                prefix = f"{path}/" if path else ""
+                with zipfile.ZipFile(self.root) as archive:
+                    names = {
+                        n[len(prefix) :].split("/", 1)[0]
+                        for n in archive.namelist()
+                        if n.startswith(prefix) and "/" in n[len(prefix) :]
+                    }
+                return sorted(names)
+        except OSError:
+            return []
+        return []
+
     def read_bytes(self, key: str) -> bytes | None:
         """A non-zarr file of the store (e.g. OME/METADATA.ome.xml), or None if absent."""
         try:
