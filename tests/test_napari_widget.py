@@ -39,6 +39,12 @@ def image(tmp_path: Path, version: str) -> Path:
     return make_image(tmp_path / "cells.ome.zarr", version, n_channels=3)
 
 
+@pytest.fixture
+def image05(tmp_path: Path) -> Path:
+    """For layer-sync behaviour, which does not depend on the file's version."""
+    return make_image(tmp_path / "cells.ome.zarr", "0.5", n_channels=3)
+
+
 def _open(viewer, source: str | Path) -> ChannelSettingsWidget:
     viewer.open(str(source), plugin=PLUGIN)
     _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Channel settings")
@@ -102,9 +108,9 @@ def test_shows_the_selected_images_channels_in_order(make_napari_viewer, image, 
     assert "Select an image layer" in widget.status.text()
 
 
-def test_widget_edits_change_the_layers(make_napari_viewer, qtbot, image):
+def test_widget_edits_change_the_layers(make_napari_viewer, qtbot, image05):
     viewer = make_napari_viewer()
-    widget = _open(viewer, image)
+    widget = _open(viewer, image05)
     row = widget.rows[0]
     layer = row.layer
     assert layer.name == "cells: DAPI"
@@ -142,9 +148,9 @@ def test_widget_edits_change_the_layers(make_napari_viewer, qtbot, image):
     assert channel["x-vendor"] == {"gain": 0}
 
 
-def test_napari_controls_show_up_in_the_widget(make_napari_viewer, image):
+def test_napari_controls_show_up_in_the_widget(make_napari_viewer, image05):
     viewer = make_napari_viewer()
-    widget = _open(viewer, image)
+    widget = _open(viewer, image05)
     row = widget.rows[1]
     layer = row.layer
 
@@ -297,9 +303,9 @@ def test_single_channel_image_without_channel_axis(make_napari_viewer, tmp_path,
     assert omero.read_channels(image)[0].color == "FF8000"
 
 
-def test_closing_the_dock_leaves_napari_working(make_napari_viewer, qtbot, image):
+def test_closing_the_dock_leaves_napari_working(make_napari_viewer, qtbot, image05):
     viewer = make_napari_viewer()
-    widget = _open(viewer, image)
+    widget = _open(viewer, image05)
     layer = widget.rows[0].layer
     viewer.window.remove_dock_widget("all")
     with qtbot.waitSignal(widget.destroyed):
