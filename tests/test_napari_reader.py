@@ -1,0 +1,256 @@
+"""The npe2 reader in napari: what it declines, what it opens, and how it opens it."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from npe2 import PluginManager
+
+from napari_omezarr_x._napari import reader
+from napari_omezarr_x._napari.reader import get_reader, read_layers, register_default_reader
+from napari_omezarr_x.errors import NgffComplianceWarning
+from ngff_fixtures import write_image
+
+PLUGIN = "napari-omezarr-x"
+CHANNELS = [
+    {"label": "DAPI", "color": "0000FF", "window": {"start": 1, "end": 90, "min": 0, "max": 500}},
+    {"label": "GFP", "color": "00FF00", "active": False},
+]
+LABELS = {
+    "cells": {"colors": [{"label-value": 1, "rgba": [255, 0, 0, 255]}], "version": "0.4"},
+}
+
+
+def cells(tmp_path: Path, version: str, name: str = "cells.ome.zarr") -> Path:
+    """A 2-channel tczyx image with a label image, written with zarr directly."""
+    return write_image(tmp_path / name, version, channels=CHANNELS, labels=LABELS)
+
+
+@pytest.fixture
+def not_ours(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    kind = request.param
+    if kind == "tif":
+        path = tmp_path / "image.tif"
+        tifffile.imwrite(path, np.zeros((4, 4), np.uint8))
+    elif kind == "empty dir":
+        path = tmp_path / "empty.zarr"
+        path.mkdir()
+    elif kind.startswith("plain zarr"):
+        path = tmp_path / "plain.zarr"
+        group = zarr.open_group(path, mode="w", zarr_format=int(kind[-1]))
+        group.create_array("a", shape=(4, 4), dtype="uint8")
+        group.attrs["something"] = "else"
+    elif kind == "text":
+        path = tmp_path / "notes.zarr"
+        path.write_text("not a store")
+    else:
+        path = tmp_path / "missing.ome.zarr"
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "not_ours",
+    ["tif", "empty dir", "plain zarr v2", "plain zarr v3", "text", "missing"],
+    indirect=True,
+)
+def test_declines_quietly(not_ours, recwarn, capsys):
+    assert get_reader(not_ours) is None
+    assert get_reader([not_ours]) is None
+    assert not recwarn.list
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_list_of_paths(tmp_path, version):
+    a = cells(tmp_path, version, "a.ome.zarr")
+    b = cells(tmp_path, version, "b.zarr")
+    tif = tmp_path / "x.tif"
+    tifffile.imwrite(tif, np.zeros((2, 2), np.uint8))
+    assert get_reader([str(a), str(tif)]) is None
+    func = get_reader([str(a), str(b)])
+    assert func is not None
+    stores = {meta["metadata"]["omezarr"]["store"] for _, meta, _ in func([str(a), str(b)])}
+    assert stores == {str(a), str(b)}
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_open_in_viewer(make_napari_viewer, tmp_path, version):
+    path = cells(tmp_path, version)
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(path), plugin=PLUGIN)
+    assert [(type(lay).__name__, lay.name) for lay in layers] == [
+        ("Image", "image: DAPI"),
+        ("Image", "image: GFP"),
+        ("Labels", "cells"),
+    ]
+    dapi, gfp, labels = layers
+    assert dapi.multiscale
+    assert dapi.data[0].shape == (1, 3, 8, 8)
+    assert dapi.colormap.colors[-1].tolist() == [0, 0, 1, 1]
+    assert dapi.contrast_limits == [1, 90]
+    assert dapi.contrast_limits_range == [0, 500]  # window min/max, applied on insertion
+    assert not gfp.visible
+    assert tuple(dapi.scale) == (1.0, 1.0, 0.5, 0.5)
+    assert dapi.axis_labels == ("t", "z", "y", "x")
+    assert [str(u) for u in dapi.units] == ["second", "micrometer", "micrometer", "micrometer"]
+    assert labels.colormap.map(1).tolist() == [1, 0, 0, 1]
+    assert labels.colormap.map(2)[3] == 1  # unlisted labels stay visible
+    assert labels.metadata["omezarr"]["kind"] == "labels"
+    assert dapi.metadata["omezarr"] == {
+        "store": str(path),
+        "path": "",
+        "version": version,
+        "channel_index": 0,
+        "channel": CHANNELS[0],
+        "image_name": "image",
+        "kind": "image",
+    }
+
+
+def test_open_label_directly(make_napari_viewer, tmp_path):
+    path = cells(tmp_path, "0.5")
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(path / "labels" / "cells"), plugin=PLUGIN)
+    assert [(type(lay).__name__, lay.name) for lay in layers] == [("Labels", "cells")]
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        """Keep test output clean."""
+
+
+@pytest.fixture
+def http_url(corpus_dir):
+    handler = functools.partial(_QuietHandler, directory=str(corpus_dir))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_open_url(make_napari_viewer, http_url, corpus_dir):
+    name = "zarr-java_ome_v0.5.zarr"
+    local = read_layers(str(corpus_dir / name))
+    viewer = make_napari_viewer()
+    for url in (f"{http_url}/{name}", f"{http_url}/{name}/"):
+        viewer.layers.clear()
+        assert get_reader(url) is not None
+        remote = viewer.open(url, plugin=PLUGIN)
+        assert [lay.name for lay in remote] == [meta["name"] for _, meta, _ in local]
+        for layer, (data, _, kind) in zip(remote, local, strict=True):
+            assert layer._type_string == kind
+            smallest = layer.data[-1] if layer.multiscale else layer.data
+            expected = data[-1] if isinstance(data, list) else data
+            np.testing.assert_array_equal(np.asarray(smallest), np.asarray(expected))
+            assert layer.metadata["omezarr"]["store"].rstrip("/") == url.rstrip("/")
+
+
+def test_open_zip(make_napari_viewer, tmp_path, corpus_dir):
+    folder = cells(tmp_path, "0.5")
+    archive = shutil.make_archive(str(tmp_path / "cells"), "zip", root_dir=folder)
+    ozx = Path(archive).rename(tmp_path / "cells.ozx")
+    viewer = make_napari_viewer()
+    for path in (ozx, corpus_dir / "neuroglancer_ngff-zarr_simple_0.5.zip"):
+        assert get_reader(str(path)) is not None
+        layers = viewer.open(str(path), plugin=PLUGIN)
+        assert layers
+        assert all(lay.metadata["omezarr"]["store"] == str(path) for lay in layers)
+    assert [lay.name for lay in viewer.layers][:3] == ["image: DAPI", "image: GFP", "cells"]
+
+
+def test_malformed_store_error_names_path(make_napari_viewer, tmp_path):
+    path = cells(tmp_path, "0.4", "broken.ome.zarr")
+    shutil.rmtree(path / "0")
+    func = get_reader(str(path))
+    assert func is not None
+    with pytest.raises(Exception, match=r"broken\.ome\.zarr") as info:
+        func(str(path))
+    assert "missing" in str(info.value)
+    viewer = make_napari_viewer()
+    with pytest.raises(Exception, match=r"broken\.ome\.zarr"):
+        viewer.open(str(path), plugin=PLUGIN)
+    assert len(viewer.layers) == 0
+
+
+def test_broken_label_warns_image_still_opens(make_napari_viewer, tmp_path):
+    path = cells(tmp_path, "0.5")
+    shutil.rmtree(path / "labels" / "cells" / "0")
+    viewer = make_napari_viewer()
+    with pytest.warns(NgffComplianceWarning, match="cells"):
+        layers = viewer.open(str(path), plugin=PLUGIN)
+    assert [lay.name for lay in layers] == ["image: DAPI", "image: GFP"]
+
+
+# --- drag and drop --------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_preferences(monkeypatch, tmp_path):
+    """No reader preference yet, and only napari's builtins and this plugin as readers."""
+    from napari.plugins import _npe2
+    from napari.settings import get_settings
+
+    plugins = get_settings().plugins
+    monkeypatch.setattr(plugins, "extension2reader", {})
+    monkeypatch.setattr(reader, "_marker_path", lambda: tmp_path / "marker.json")
+    get_readers = _npe2.get_readers
+
+    def napari_and_us(path=None):
+        return {k: v for k, v in get_readers(path).items() if k in ("napari", PLUGIN)}
+
+    monkeypatch.setattr(_npe2, "get_readers", napari_and_us)
+    return plugins
+
+
+def test_drop_zarr_folder(make_napari_viewer, fresh_preferences, corpus_dir, monkeypatch):
+    from napari._qt.dialogs.qt_reader_dialog import QtReaderDialog
+
+    offered: list[list[str]] = []
+
+    def choose(dialog):
+        offered.append(sorted(b.text() for b in dialog.reader_btn_group.buttons()))
+        return "OME-Zarr X", False
+
+    monkeypatch.setattr(QtReaderDialog, "get_user_choices", choose)
+    viewer = make_napari_viewer()
+    drop = viewer.window._qt_viewer._qt_open  # what napari's dropEvent calls
+
+    # first drop ever: napari asks which of the two readers to use
+    drop([str(corpus_dir / "fiji-java_2d_dataset_v4.ome.zarr")], stack=False)
+    assert offered == [["OME-Zarr X", "napari builtins"]]
+    assert [lay.name for lay in viewer.layers] == ["image"]
+    assert fresh_preferences.extension2reader["*.zarr/"] == PLUGIN
+
+    # from then on any .zarr folder opens directly with our layers
+    drop([str(corpus_dir / "zarr-java_ome_v0.5.zarr")], stack=False)
+    assert len(offered) == 1
+    assert [type(lay).__name__ for lay in viewer.layers[1:]] == ["Image", "Image", "Labels"]
+    assert viewer.layers[-1].metadata["omezarr"]["kind"] == "labels"
+
+
+def test_preference_respects_user_choice(fresh_preferences):
+    fresh_preferences.extension2reader = {"*.zarr/": "napari"}
+    added = register_default_reader()
+    assert "*.zarr/" not in added
+    assert fresh_preferences.extension2reader["*.zarr/"] == "napari"
+    # a preference the user removed after we set it is not set again
+    fresh_preferences.extension2reader = {}
+    assert register_default_reader() == []
+    assert fresh_preferences.extension2reader == {}
+
+
+def test_preference_registered_on_activation(fresh_preferences):
+    manifest = PluginManager.instance().get_manifest(PLUGIN)
+    assert manifest.on_activate == "napari_omezarr_x._napari.reader:activate"
+    reader.activate()
+    assert fresh_preferences.extension2reader == {"*.zarr/": PLUGIN, "*.zarr": PLUGIN}
