@@ -70,6 +70,10 @@ def test_usage_errors_return_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["info", str(tmp_path / "missing.zarr")]) == 2
     assert "missing.zarr: no such file or directory" in capsys.readouterr().err
     assert main(["--help"]) == 0
+    # nothing listens on port 1: unreadable, not invalid
+    assert main(["validate", "http://127.0.0.1:1/x.zarr"]) == 2
+    assert "cannot read store" in capsys.readouterr().err
+    assert main(["info", "http://127.0.0.1:1/x.zarr"]) == 2
 
 
 def test_validate_text_and_info_json(corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

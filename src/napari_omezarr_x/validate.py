@@ -27,7 +27,13 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from .errors import StoreAccessError
-from .store import METADATA_FILES, ZIP_SUFFIXES, layout1_data_dir
+from .store import (
+    HTTP_CONNECT_TIMEOUT,
+    HTTP_READ_TIMEOUT,
+    METADATA_FILES,
+    ZIP_SUFFIXES,
+    layout1_data_dir,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +104,12 @@ class _Node:
 def open_mapper(path: str) -> fsspec.FSMap:
     """A read-only key -> bytes view of a local folder, a .zip file or an http(s) URL."""
     if re.match(r"^https?://", path):
-        return fsspec.get_mapper(path.rstrip("/"))
+        import aiohttp
+
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=HTTP_CONNECT_TIMEOUT, sock_read=HTTP_READ_TIMEOUT
+        )
+        return fsspec.get_mapper(path.rstrip("/"), client_kwargs={"timeout": timeout})
     local = Path(path)
     if not local.exists():
         raise StoreAccessError(f"{path}: no such file or directory")
@@ -134,6 +145,8 @@ def validate_store(
         root = checker.node("")
     except OSError as exc:
         raise StoreAccessError(f"{path}: cannot read store ({exc})") from exc
+    if root is None and checker.unreadable:
+        raise StoreAccessError(f"{path}: cannot read store ({checker.unreadable[0]})")
     if root is None and not checker.report.errors:
         raise StoreAccessError(f"{path}: no zarr metadata (zarr.json, .zattrs or .zgroup) found")
     if root is not None:
@@ -150,6 +163,7 @@ class _Checker:
         self.metadata_only = metadata_only
         self.report = ValidationReport(path=path)
         self._seen: set[str] = set()
+        self.unreadable: list[str] = []  # read failures (not missing keys)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -163,6 +177,12 @@ class _Checker:
         try:
             raw = self.mapper[key]
         except KeyError:
+            return None
+        except Exception as exc:
+            # Any backend failure (HTTP status, timeout, damaged zip) is a finding here,
+            # reported at the key, so the rest of the store is still checked.
+            self.error(key, f"cannot read ({type(exc).__name__}: {exc})")
+            self.unreadable.append(f"{key}: {type(exc).__name__}: {exc}")
             return None
         try:
             doc = json.loads(raw)
