@@ -35,15 +35,17 @@ IMAGE_LABEL = {
 }
 
 
-@pytest.fixture(params=VERSIONS)
+@pytest.fixture(scope="module", params=VERSIONS)
 def version(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture
-def image_path(tmp_path, version):
+@pytest.fixture(scope="module")
+def image_path(tmp_path_factory, version):
+    """A read-only image (with labels from 0.3 on) shared by the module's tests."""
     labels = None if version in ("0.1", "0.2") else {"cells": IMAGE_LABEL, "plain": {}}
-    return write_image(tmp_path / "img.ome.zarr", version, channels=CHANNELS, labels=labels)
+    folder = tmp_path_factory.mktemp(f"image-{version}")
+    return write_image(folder / "img.ome.zarr", version, channels=CHANNELS, labels=labels)
 
 
 def test_reads_every_version(image_path, version):
@@ -274,7 +276,7 @@ def test_corpus_dataset(corpus_dir, dataset):
     assert [lab.name for lab in images[0].labels] == dataset["label_names"]
     if dataset["channels_omero"] and images[0].channel_axis is not None:
         assert len(images[0].channels) == images[0].levels[0].shape[images[0].channel_axis]
-    smallest = images[0].levels[-1].compute()
+    smallest = images[0].levels[-1][..., :64, :64].compute()
     if dataset["fill_value_only"]:
         assert not smallest.any()
 
