@@ -128,28 +128,39 @@ def segment_nuclei(nuclei: np.ndarray, voxel_size: tuple[float, ...] = VOXEL_SIZ
     """Label the nuclei of a 3D nuclear stain as in the OME-Zarr tutorial.
 
     Median filter (per optical section, against shot noise), Gaussian blur, Otsu
-    threshold, Euclidean distance transform in micrometres, one marker per local
-    maximum of the distance (at least 2.5 um apart), watershed of the inverted
-    distance inside the mask. Returns uint32 labels 1..n, 0 for background.
+    threshold, then per foreground object: Euclidean distance transform in micrometres,
+    one marker per local maximum of the distance (at least 2.5 um apart) and a watershed
+    of the inverted distance. These last steps run on each object's bounding box, which
+    is several times faster than on the whole volume. Returns uint32 labels 1..n, 0 for
+    background; specks under 2 um^3 are dropped.
     """
     if nuclei.ndim != 3:
         raise ValueError(f"expected a 3D (z, y, x) nuclei image, got shape {nuclei.shape}")
     denoised = ndi.median_filter(nuclei, size=(1, 3, 3))
     smooth = ndi.gaussian_filter(denoised.astype(np.float32), sigma=(1.0, 2.0, 2.0))
-    mask = smooth > threshold_otsu(smooth)
-    mask = ndi.binary_opening(mask, structure=np.ones((1, 3, 3), bool))
-    mask = ndi.binary_fill_holes(mask)
-    distance = ndi.distance_transform_edt(mask, sampling=voxel_size)
-    distance = ndi.gaussian_filter(distance, sigma=1.0)
+    components, _ = ndi.label(smooth > threshold_otsu(smooth))
+    min_voxels = 2.0 / float(np.prod(voxel_size))
     min_distance = max(1, round(2.5 / min(voxel_size)))
-    components, _ = ndi.label(mask)
-    peaks = peak_local_max(
-        distance, min_distance=min_distance, labels=components, exclude_border=False
-    )
-    markers = np.zeros(nuclei.shape, dtype=np.int32)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    labels = watershed(-distance, markers, mask=mask)
-    return labels.astype(np.uint32)
+    labels = np.zeros(nuclei.shape, dtype=np.uint32)
+    count = 0
+    for index, box in enumerate(ndi.find_objects(components), start=1):
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
+        blob = ndi.binary_fill_holes(components[box] == index)
+        if blob.sum() < min_voxels:
+            continue
+        distance = ndi.distance_transform_edt(blob, sampling=voxel_size)
+        distance = ndi.gaussian_filter(distance, sigma=1.0)
+        peaks = peak_local_max(
+            distance, min_distance=min_distance, labels=blob.astype(np.int32), exclude_border=False
+        )
+        if len(peaks) == 0:  # a plateau: one marker at its first deepest point
+            peaks = np.argwhere(distance == distance.max())[:1]
+        markers = np.zeros(blob.shape, dtype=np.int32)
+        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+        pieces = watershed(-distance, markers, mask=blob)
+        labels[box][blob] = pieces[blob] + count
+        count += len(peaks)
+    return labels
 
 
 def label_colors(labels: np.ndarray) -> dict[int, tuple[int, int, int, int]]:
