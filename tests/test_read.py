@@ -79,7 +79,7 @@ def test_level_chunks_follow_storage(image_path, version):
     assert image.levels[0].chunksize == (1, 2, 3, 4, 4)
 
 
-@pytest.mark.parametrize("version", LABEL_VERSIONS)
+@pytest.mark.parametrize("version", LABEL_VERSIONS, indirect=True)
 def test_labels_are_attached(image_path, version):
     (image,) = read_ome_zarr(str(image_path))
     assert [lab.name for lab in image.labels] == ["cells", "plain"]
@@ -95,7 +95,7 @@ def test_labels_are_attached(image_path, version):
     assert plain.label.colors == {}
 
 
-@pytest.mark.parametrize("version", LABEL_VERSIONS)
+@pytest.mark.parametrize("version", LABEL_VERSIONS, indirect=True)
 def test_open_label_paths_directly(image_path, version):
     all_labels = read_ome_zarr(str(image_path / "labels"))
     assert [lab.name for lab in all_labels] == ["cells", "plain"]
