@@ -143,16 +143,17 @@ def downsample_block(block: np.ndarray, step: Sequence[int], method: Method) -> 
 
 
 def _pair_sum(arr: np.ndarray, axes: Sequence[int], wide: type | None) -> np.ndarray:
-    # Strided pairwise sums are several times faster than a reshape + sum.
+    """Sum of 2-blocks along `axes`; the first addition widens to `wide`.
+
+    Strided pairwise sums are several times faster than a reshape + sum.
+    """
     for n, axis in enumerate(axes):
         even = [slice(None)] * arr.ndim
         odd = [slice(None)] * arr.ndim
         even[axis] = slice(0, None, 2)
         odd[axis] = slice(1, None, 2)
-        first = arr[tuple(even)]
-        if n == 0 and wide is not None:
-            first = first.astype(wide)
-        arr = np.add(first, arr[tuple(odd)], out=first if n == 0 and wide is not None else None)
+        dtype = wide if n == 0 and wide is not None else None
+        arr = np.add(arr[tuple(even)], arr[tuple(odd)], dtype=dtype)
     return arr
 
 

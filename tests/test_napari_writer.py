@@ -1,0 +1,134 @@
+"""Saving through napari: viewer.layers.save with this plugin, read back by us,
+ome-zarr-models, ome-zarr-py and napari-ome-zarr."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import ome_zarr_models
+import pytest
+
+from napari_omezarr_x.read import read_ome_zarr
+from napari_omezarr_x.write import write_image
+
+PLUGIN = "napari-omezarr-x"
+
+
+def digest(path: Path, skip: str) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = f.relative_to(path).as_posix()
+        if not rel.startswith(skip):
+            h.update(rel.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def volume() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 255, (6, 48, 64), dtype=np.uint8)
+
+
+def _rgba(colormap, value: int) -> tuple[float, ...]:
+    return tuple(float(v) for v in np.asarray(colormap.map(np.array([value])))[0])
+
+
+def test_save_images_and_labels_selection(make_napari_viewer, tmp_path, volume):
+    viewer = make_napari_viewer()
+    geometry = {"scale": (2, 0.5, 0.5), "units": "micrometer", "axis_labels": ("z", "y", "x")}
+    viewer.add_image(volume, name="dna", colormap="blue", contrast_limits=(5, 200), **geometry)
+    viewer.add_image(volume // 2, name="actin", colormap="green", visible=False, **geometry)
+    viewer.add_image(volume[0, :20, :30], name="thumb")
+    seg = (volume > 200).astype(np.int32) * 3
+    labels = viewer.add_labels(
+        seg, name="cells", features={"index": [3], "area": [12.5]}, **geometry
+    )
+    target = tmp_path / "saved"
+
+    written = viewer.layers.save(str(target), plugin=PLUGIN)
+
+    store = tmp_path / "saved.ome.zarr"
+    assert written == [str(store), str(store / "thumb"), str(store / "labels" / "cells")]
+    ome_zarr_models.open_ome_zarr(str(store))
+    ome_zarr_models.open_ome_zarr(str(store / "thumb"))
+    root, thumb = read_ome_zarr(str(store))[:2]
+    assert [a.name for a in root.axes] == ["c", "z", "y", "x"]
+    assert root.scale == pytest.approx((1, 2, 0.5, 0.5))
+    assert [a.unit for a in root.axes] == [None, "micrometer", "micrometer", "micrometer"]
+    np.testing.assert_array_equal(np.asarray(root.levels[0])[1], volume // 2)
+    assert [c.label for c in root.channels] == ["dna", "actin"]
+    assert [c.color.upper().lstrip("#") for c in root.channels] == ["0000FF", "00FF00"]
+    assert (root.channels[0].start, root.channels[0].end) == (5, 200)
+    assert [c.active for c in root.channels] == [True, False]
+    assert thumb.path == "thumb"
+    np.testing.assert_array_equal(np.asarray(thumb.levels[0]), volume[0, :20, :30])
+
+    (label,) = root.labels
+    np.testing.assert_array_equal(np.asarray(label.levels[0]), seg)
+    assert label.label.colors[3] == pytest.approx(_rgba(labels.colormap, 3), abs=1 / 255)
+    by_value = {p["label-value"]: p for p in label.label.properties}
+    assert by_value[3] == {"label-value": 3, "area": 12.5}
+
+    # Other tools open it with the same shapes, scales, names and label colours.
+    from napari_ome_zarr._reader import napari_get_reader
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    nodes = list(Reader(parse_url(str(store)))())
+    assert nodes[0].metadata["channel_names"] == ["dna", "actin"]
+    assert [d.shape for d in nodes[0].data] == [tuple(lv.shape) for lv in root.levels]
+    layers = napari_get_reader(str(store))(str(store))
+    image_meta = next(m for _, m, t in layers if t == "image")
+    assert list(image_meta["scale"]) == pytest.approx([2, 0.5, 0.5])
+    assert image_meta["contrast_limits"][0] == [5, 200]
+    label_meta = next(m for _, m, t in layers if t == "labels")
+    assert label_meta["colormap"][3] == pytest.approx(_rgba(labels.colormap, 3), abs=1 / 255)
+
+
+def test_save_labels_alone_is_a_label_image(make_napari_viewer, tmp_path, volume):
+    viewer = make_napari_viewer()
+    viewer.add_labels((volume > 100).astype(np.uint16), name="mask")
+    written = viewer.layers.save(str(tmp_path / "mask.zarr"), plugin=PLUGIN)
+    assert written == [str(tmp_path / "mask.zarr")]
+    model = ome_zarr_models.open_ome_zarr(str(tmp_path / "mask.zarr"))
+    assert type(model).__name__ == "ImageLabel"
+    (image,) = read_ome_zarr(str(tmp_path / "mask.zarr"))
+    np.testing.assert_array_equal(np.asarray(image.levels[0]), volume > 100)
+
+
+def test_save_labels_onto_existing_image_adds_them(make_napari_viewer, tmp_path, volume):
+    store = tmp_path / "img.ome.zarr"
+    write_image(store, volume, scale=(3, 1, 1), chunks=(1, 32, 32))
+    write_before = digest(store, skip="labels")
+    viewer = make_napari_viewer()
+    viewer.add_labels((volume > 50).astype(np.uint8), name="a")
+    viewer.add_labels((volume > 150).astype(np.uint8), name="b")
+    viewer.layers.save(str(store), plugin=PLUGIN)
+    b_before = digest(store / "labels" / "b", skip="-")
+
+    viewer.layers.selection = {viewer.layers["a"]}
+    viewer.layers["a"].data = (volume > 80).astype(np.uint8)
+    written = viewer.layers.save(str(store), selected=True, plugin=PLUGIN)
+
+    assert written == [str(store / "labels" / "a")]
+    assert digest(store, skip="labels") == write_before
+    assert digest(store / "labels" / "b", skip="-") == b_before
+    (image,) = read_ome_zarr(str(store))
+    assert sorted(lab.name for lab in image.labels) == ["a", "b"]
+    a = next(lab for lab in image.labels if lab.name == "a")
+    np.testing.assert_array_equal(np.asarray(a.levels[0]), volume > 80)
+    assert a.scale == pytest.approx((3, 1, 1))
+    ome_zarr_models.open_ome_zarr(str(store))
+
+
+def test_multiscale_layer_keeps_its_levels(make_napari_viewer, tmp_path):
+    level0 = np.random.default_rng(1).integers(0, 9, (128, 128), dtype=np.uint16)
+    level1 = np.full((64, 64), 5, np.uint16)
+    viewer = make_napari_viewer()
+    viewer.add_image([level0, level1], multiscale=True, name="pyr", contrast_limits=(0, 9))
+    written = viewer.layers.save(str(tmp_path / "pyr"), plugin=PLUGIN)
+    assert written == [str(tmp_path / "pyr.ome.zarr")]
+    (image,) = read_ome_zarr(written[0])
+    assert len(image.levels) == 2
+    np.testing.assert_array_equal(np.asarray(image.levels[1]), level1)
