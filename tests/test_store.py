@@ -92,6 +92,7 @@ def test_http_v3_levels_fetched_concurrently(http_root):
     assert len(image.levels) == 5
     assert image.levels[0].dtype == bool
     assert state["max"] >= 5
+    assert all(p.rsplit("/", 1)[-1] in METADATA_NAMES for p in log), log
 
 
 def test_http_unreachable_raises_quickly():
@@ -195,3 +196,9 @@ def test_open_reads_no_chunks(tmp_path, monkeypatch):
     assert [k for k in keys if k.rsplit("/", 1)[-1] not in METADATA_NAMES] == []
     image.levels[-1].compute()
     assert [k for k in keys if k.rsplit("/", 1)[-1] not in METADATA_NAMES]
+
+
+def test_zip_over_http_is_refused_clearly():
+    assert not looks_like_ome_zarr("https://example.org/data/image.ozx")
+    with pytest.raises(StoreAccessError, match=r"image\.ozx: zipped stores .* local file"):
+        read_ome_zarr("https://example.org/data/image.ozx")

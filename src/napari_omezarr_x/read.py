@@ -33,7 +33,6 @@ from .errors import (
 from .model import Image
 from .store import (
     METADATA_FILES,
-    ZARR_SUFFIXES,
     ZIP_SUFFIXES,
     Location,
     is_url,
@@ -64,7 +63,7 @@ def looks_like_ome_zarr(path: str) -> bool:
 def _looks_like(text: str) -> bool:
     if is_url(text):
         parts = urlsplit(text).path.rstrip("/").split("/")
-        return any(p.lower().endswith(ZARR_SUFFIXES) for p in parts)
+        return any(p.lower().endswith(".zarr") for p in parts)
     local = Path(text)
     if local.suffix.lower() in ZIP_SUFFIXES and local.is_file():
         if local.suffix.lower() == ".ozx":

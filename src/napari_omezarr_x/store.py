@@ -22,7 +22,6 @@ from zarr.abc.store import Store
 from .errors import StoreAccessError
 
 ZIP_SUFFIXES = (".zip", ".ozx")
-ZARR_SUFFIXES = (".zarr", ".ozx", ".zip")
 METADATA_FILES = ("zarr.json", ".zattrs", ".zgroup")
 # Seconds: connecting must be quick so an unreachable host fails fast;
 # reading may take longer on slow links.
@@ -143,6 +142,10 @@ def _open_http(url: str) -> Location:
     import aiohttp
 
     root = url.rstrip("/")
+    if urlsplit(root).path.lower().endswith(ZIP_SUFFIXES):
+        raise StoreAccessError(
+            f"{url}: zipped stores can only be opened from a local file; download it first"
+        )
     options: dict[str, Any] = {
         "client_kwargs": {
             "timeout": aiohttp.ClientTimeout(
