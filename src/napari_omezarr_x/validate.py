@@ -12,20 +12,14 @@ broken document is reported where it is instead of stopping the whole check.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass, field
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import fsspec
-from jsonschema.exceptions import ValidationError, best_match
-from jsonschema.validators import Draft202012Validator, validator_for
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
+from ._schemas import bundled_versions, is_prerelease, normalised, schema_issues
 from .errors import StoreAccessError
 from .store import (
     HTTP_CONNECT_TIMEOUT,
@@ -34,8 +28,6 @@ from .store import (
     ZIP_SUFFIXES,
     layout1_data_dir,
 )
-
-logger = logging.getLogger(__name__)
 
 _INTEGER_DTYPES = {f"{s}int{b}" for s in ("", "u") for b in (8, 16, 32, 64)}
 _OME_KEYS = (
@@ -47,7 +39,6 @@ _OME_KEYS = (
     "series",
     "scene",
 )
-_MAX_MESSAGE = 240
 
 
 @dataclass(frozen=True)
@@ -239,10 +230,12 @@ class _Checker:
         if version is not None and parent_version is not None and version != parent_version:
             self.warn(node.key, f"declares version {version} inside a {parent_version} store")
         models = _models(namespace)
-        attrs = _normalised(node.attrs, schema_version)
+        attrs = normalised(node.attrs, schema_version)
         for model in models:
-            for issue in _schema_issues(attrs, schema_version, model, self.strict, node):
-                self.report.errors.append(issue)
+            found = schema_issues(
+                attrs, schema_version, model, strict=self.strict, key=node.key, pointer=node.pointer
+            )
+            self.report.errors.extend(Issue(location, message) for location, message in found)
         checked = version or schema_version
         if "multiscales" in namespace:
             is_label = is_label or "image-label" in namespace
@@ -269,11 +262,11 @@ class _Checker:
             return guess
         match = re.match(r"^(\d+)\.(\d+)", version)
         base = f"{match[1]}.{match[2]}" if match else None
-        if base not in _bundled_versions():
-            known = ", ".join(sorted(_bundled_versions()))
+        if base not in bundled_versions():
+            known = ", ".join(sorted(bundled_versions()))
             self.error(node.key, f"unknown OME-NGFF version {version!r} (known: {known})")
             return None
-        if version != base and not _is_prerelease(version, base):
+        if version != base and not is_prerelease(version, base):
             self.warn(node.key, f"version {version!r} is not a released version; checked as {base}")
         return base
 
@@ -561,99 +554,3 @@ def _dtype_name(array: _Node) -> str:
         return np.dtype(array.meta.get("dtype")).name
     except TypeError:
         return str(array.meta.get("dtype"))
-
-
-def _is_prerelease(version: str, base: str) -> bool:
-    """0.6rc0, 0.6.dev1, 0.6-dev: development versions of `base`."""
-    return bool(re.fullmatch(re.escape(base) + r"[.-]?(rc\d*|dev\d*|a\d+|b\d+)", version))
-
-
-def _normalised(attrs: dict[str, Any], version: str) -> dict[str, Any]:
-    """Attributes in the form the bundled schemas expect.
-
-    The 0.6 drafts first named a transformation's input and output by plain strings
-    (a dataset path, a coordinate system name); the bundled 0.6 schemas use objects
-    ({"path": ...} / {"name": ...}). Both forms are accepted by rewriting the first.
-    """
-    if version != "0.6":
-        return attrs
-    ome = attrs.get("ome")
-    if not isinstance(ome, dict) or not isinstance(ome.get("multiscales"), list):
-        return attrs
-    copy = json.loads(json.dumps(attrs))
-    for ms in copy["ome"]["multiscales"]:
-        if not isinstance(ms, dict):
-            continue
-        for ds in ms.get("datasets", []) if isinstance(ms.get("datasets"), list) else []:
-            if isinstance(ds, dict):
-                _objectify(ds.get("coordinateTransformations"), "path")
-        _objectify(ms.get("coordinateTransformations"), "name")
-    return copy
-
-
-def _objectify(transforms: Any, input_key: str) -> None:
-    if not isinstance(transforms, list):
-        return
-    for t in transforms:
-        if not isinstance(t, dict):
-            continue
-        if isinstance(t.get("input"), str):
-            t["input"] = {input_key: t["input"]}
-        if isinstance(t.get("output"), str):
-            t["output"] = {"name": t["output"]}
-
-
-@cache
-def _bundled_versions() -> frozenset[str]:
-    """Versions whose official JSON schemas the ngff-zarr package ships."""
-    spec = files("ngff_zarr") / "spec"
-    return frozenset(p.name for p in spec.iterdir() if (p / "schemas").is_dir())
-
-
-@cache
-def _schemas(version: str) -> tuple[dict[str, dict[str, Any]], Registry]:
-    """All schemas of one version by file stem, and a registry resolving their $refs."""
-    folder = files("ngff_zarr") / "spec" / version / "schemas"
-    schemas: dict[str, dict[str, Any]] = {}
-    resources = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".schema"):
-            contents = json.loads(entry.read_text())
-            schemas[entry.name.removesuffix(".schema")] = contents
-            uri = contents.get("$id", f"https://ngff.openmicroscopy.org/{version}/{entry.name}")
-            resource = Resource.from_contents(contents, default_specification=DRAFT202012)
-            resources.append((uri, resource))
-    return schemas, Registry().with_resources(resources)
-
-
-def _schema_issues(
-    attrs: dict[str, Any], version: str, model: str, strict: bool, node: _Node
-) -> list[Issue]:
-    """Errors of `attrs` against the (strict) `model` schema of `version`."""
-    schemas, registry = _schemas(version)
-    schema = schemas.get(f"strict_{model}") if strict else None
-    schema = schema or schemas.get(model)
-    if schema is None:
-        logger.debug("no %s schema for NGFF %s; %s not schema-checked", model, version, node.key)
-        return []
-    cls = validator_for(schema, default=Draft202012Validator)
-    validator = cls(schema, registry=registry)
-    issues = []
-    for err in sorted(validator.iter_errors(attrs), key=lambda e: list(e.absolute_path)):
-        prefix = "$.attributes" if node.zarr_format == 3 else "$"
-        location = f"{node.key}#{prefix}{err.json_path[1:]}"
-        issues.append(Issue(location, _describe(err, model, version)))
-    return issues
-
-
-def _describe(err: ValidationError, model: str, version: str) -> str:
-    """A short message for a schema error, with the most specific cause of a oneOf/anyOf."""
-    message = _shorten(err.message)
-    if err.context:
-        cause = best_match(err.context)
-        message = f"{message}; closest match failed: {_shorten(cause.message)}"
-    return f"{message} ({model} schema {version})"
-
-
-def _shorten(text: str) -> str:
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
