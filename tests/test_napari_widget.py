@@ -106,6 +106,9 @@ def test_shows_the_selected_images_channels_in_order(make_napari_viewer, image, 
     viewer.add_labels(np.zeros((4, 4), "uint8"))
     assert widget.rows == []
     assert "Select an image layer" in widget.status.text()
+    viewer.add_image(np.zeros((4, 4, 3), "uint8"), rgb=True)
+    assert widget.rows == []
+    assert "RGB layers" in widget.status.text()
 
 
 def test_widget_edits_change_the_layers(make_napari_viewer, qtbot, image05):

@@ -333,6 +333,8 @@ class ChannelSettingsWidget(QWidget):
             group = channel_group(self.viewer.layers, active)
         if [id(layer) for layer in group] != [id(layer) for layer in self.layers]:
             self.show_layers(group)
+        elif not group:
+            self._update_header()  # which hint to show depends on the selection
 
     def show_layers(self, layers: Sequence[napari.layers.Image]) -> None:
         """Show `layers` as the channels of one image."""
@@ -355,7 +357,11 @@ class ChannelSettingsWidget(QWidget):
         if not self.layers:
             self.title.setText("Channel settings")
             self.source.setText("")
-            self._set_status("Select an image layer to edit its channel settings.")
+            active = self.viewer.layers.selection.active
+            if isinstance(active, napari.layers.Image) and active.rgb:
+                self._set_status("RGB layers have no channel settings: select another image.")
+            else:
+                self._set_status("Select an image layer to edit its channel settings.")
             self.save_button.setEnabled(False)
             self.revert_button.setEnabled(False)
             return
