@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             (browse / name).mkdir(parents=True)
         save_dialog_screenshot(viewer, args.folder / "save-dialog.png", browse)
     viewer.close()
-    print("Wrote", *sorted(p.name for p in args.folder.glob("*.png")))
+    print("Wrote sample.png and save-dialog.png to", args.folder)
 
 
 if __name__ == "__main__":
