@@ -360,3 +360,12 @@ def test_broken_labels_group_warns_image_opens(tmp_path):
         (image,) = read_ome_zarr(str(path))
     assert image.labels == []
     assert image.levels[0].shape == (1, 2, 3, 8, 8)
+
+
+def test_undecodable_chunk_names_array(tmp_path):
+    path = write_image(tmp_path / "img.zarr", "0.5", shape=(8, 8), levels=1)
+    chunk = next(p for p in (path / "0").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.write_bytes(b"\x00garbage that no codec can decode")
+    (image,) = read_ome_zarr(str(path))
+    with pytest.raises(StoreAccessError, match=r"img\.zarr/0: cannot read chunk data"):
+        image.levels[0].compute()

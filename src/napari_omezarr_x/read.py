@@ -299,7 +299,10 @@ class Reader:
             version=ms.version,
             name=_clean_name(ms.name),
             axes=axes,
-            levels=[to_dask(a) for a in arrays],
+            levels=[
+                to_dask(a, self.loc.describe(self.loc.join(path, p)))
+                for a, p in zip(arrays, ms.paths, strict=True)
+            ],
             scale=(1.0,) * ndim,
             translate=(0.0,) * ndim,
             attrs=md.ome_attributes(attrs),
@@ -495,7 +498,30 @@ class Reader:
         return [el.get("Name") or "" for el in root if el.tag.rsplit("}", 1)[-1] == "Image"]
 
 
-def to_dask(arr: Any) -> Any:
+class ChunkSource:
+    """A zarr array whose read errors name the array and the region.
+
+    An undecodable chunk or a dropped connection surfaces when napari draws,
+    far from the open call; this makes that message say which array failed.
+    """
+
+    def __init__(self, array: Any, where: str) -> None:
+        self.array = array
+        self.where = where
+        self.shape = tuple(array.shape)
+        self.dtype = array.dtype
+        self.ndim = array.ndim
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self.array[key]
+        except Exception as exc:
+            raise StoreAccessError(
+                f"{self.where}: cannot read chunk data at {key}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def to_dask(arr: Any, where: str) -> Any:
     """A lazy dask view of a zarr array, chunked as stored (inner chunks when sharded).
 
     `meta` is given so dask does not read from the array to learn its type.
@@ -503,9 +529,10 @@ def to_dask(arr: Any) -> Any:
     import dask.array as da
 
     return da.from_array(
-        arr,
+        ChunkSource(arr, where),
         chunks=arr.chunks,
         name=f"omezarrx-{uuid.uuid4().hex}",
         meta=np.empty((0,) * arr.ndim, dtype=arr.dtype),
         inline_array=True,
+        asarray=False,
     )
