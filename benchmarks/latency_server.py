@@ -1,7 +1,8 @@
 """A static file server on 127.0.0.1 that adds a fixed delay to every request.
 
 It answers byte-range requests (sharded arrays need them) and counts requests and bytes
-sent; GET /__stats__ returns those counts as JSON (not delayed, not counted). Run as a
+sent; GET /__stats__ returns those counts and a log of (path, start, end, status) as JSON
+(not delayed, not counted). Run as a
 script it prints its port on the first line of stdout and serves until killed.
 """
 
@@ -24,6 +25,7 @@ class _Stats:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.requests = self.bytes_sent = self.not_found = 0
+        self.log: list[tuple[str, float, float, int]] = []  # path, start, end, status
 
 
 class LatencyHandler(SimpleHTTPRequestHandler):
@@ -41,12 +43,14 @@ class LatencyHandler(SimpleHTTPRequestHandler):
         if self.path == "/__stats__":
             self._send_stats()
             return
+        began = time.time()
         time.sleep(self.delay)
         path = self.translate_path(self.path)
         if not os.path.isfile(path):
             with self.stats.lock:
                 self.stats.requests += 1
                 self.stats.not_found += 1
+                self.stats.log.append((self.path, began, time.time(), 404))
             self.send_error(404)
             return
         with open(path, "rb") as f:
@@ -63,6 +67,7 @@ class LatencyHandler(SimpleHTTPRequestHandler):
         with self.stats.lock:
             self.stats.requests += 1
             self.stats.bytes_sent += len(body)
+            self.stats.log.append((self.path, began, time.time(), status))
 
     def do_HEAD(self) -> None:
         time.sleep(self.delay)
@@ -90,6 +95,7 @@ class LatencyHandler(SimpleHTTPRequestHandler):
                     "requests": self.stats.requests,
                     "bytes_sent": self.stats.bytes_sent,
                     "not_found": self.stats.not_found,
+                    "log": self.stats.log,
                 }
             ).encode()
         self.send_response(200)

@@ -48,8 +48,15 @@ def _server_stats(url: str | None) -> dict:
         return json.loads(response.read())
 
 
-def _delta(after: dict, before: dict) -> dict:
-    return {key: after[key] - before.get(key, 0) for key in after}
+def _delta(after: dict, before: dict, since: float) -> dict:
+    """Counts between two stats snapshots, and the requests made (ms from ``since``)."""
+    out = {key: after[key] - before[key] for key in ("requests", "bytes_sent", "not_found")}
+    new = after["log"][len(before["log"]) :]
+    out["log"] = [
+        [path, round(1000 * (t0 - since)), round(1000 * (t1 - since)), status]
+        for path, t0, t1, status in new
+    ]
+    return out
 
 
 def _full_resolution_plane(layer_data) -> tuple:
@@ -63,10 +70,17 @@ def _full_resolution_plane(layer_data) -> tuple:
 def reader(tool: str, store: str, params: dict) -> dict:
     """Time ``get_reader(path)(path)`` and one full-resolution plane through the layer data."""
     get_reader = get_reader_function(tool)
+    # A first call on a tiny store pays one-off imports, as the first open in a napari session.
+    tiny = str(tiny_store(Path(params["warmup_dir"])))
+    tiny = params.get("warmup_url", tiny)
+    start = time.perf_counter()
+    get_reader(tiny)(tiny)
+    first_call_s = time.perf_counter() - start
     stats_url = params.get("stats_url")
     counter = StoreReadCounter(level0_prefixes(params.get("local_store", store)))
     with counter:
         server0 = _server_stats(stats_url)
+        wall0 = time.time()
         start = time.perf_counter()
         layer_data = get_reader(store)(store)
         open_s = time.perf_counter() - start
@@ -74,6 +88,7 @@ def reader(tool: str, store: str, params: dict) -> dict:
         server1 = _server_stats(stats_url)
         counter.reset()
         level0, index = _full_resolution_plane(layer_data)
+        wall1 = time.time()
         start = time.perf_counter()
         plane = np.asarray(level0[index])
         plane_s = time.perf_counter() - start
@@ -81,6 +96,7 @@ def reader(tool: str, store: str, params: dict) -> dict:
         fetched = counter.snapshot()
     record = {
         "version": importlib.metadata.version(PLUGINS[tool]),
+        "first_call_s": first_call_s,
         "open_s": open_s,
         "layers": len(layer_data),
         "open_reads": opened,
@@ -89,8 +105,8 @@ def reader(tool: str, store: str, params: dict) -> dict:
         "plane_reads": fetched,
     }
     if stats_url:
-        record["open_http"] = _delta(server1, server0)
-        record["plane_http"] = _delta(server2, server1)
+        record["open_http"] = _delta(server1, server0, wall0)
+        record["plane_http"] = _delta(server2, server1, wall1)
     return record
 
 
@@ -147,16 +163,22 @@ def viewer(tool: str, store: str, params: dict) -> dict:
     }
 
 
-def _warm_up(view, tool: str, folder: Path) -> None:
-    """Open and close a tiny store first, so plugin discovery and imports are not timed."""
+def tiny_store(folder: Path) -> Path:
+    """A tiny two-level OME-Zarr (written by ome-zarr-py) for warming up a reader."""
     import dask.array as da
     import zarr
     from ome_zarr.writer import write_image
 
     store = folder / "warmup.ome.zarr"
-    data = da.zeros((2, 8, 64, 64), dtype="uint16", chunks=(1, 8, 64, 64))
-    write_image(data, zarr.open_group(store, mode="w"), scale_factors=[2], axes="czyx")
-    view.open(str(store), plugin=PLUGINS[tool])
+    if not (store / "zarr.json").exists():
+        data = da.zeros((2, 8, 64, 64), dtype="uint16", chunks=(1, 8, 64, 64))
+        write_image(data, zarr.open_group(store, mode="w"), scale_factors=[2], axes="czyx")
+    return store
+
+
+def _warm_up(view, tool: str, folder: Path) -> None:
+    """Open and close a tiny store first, so plugin discovery and imports are not timed."""
+    view.open(str(tiny_store(folder)), plugin=PLUGINS[tool])
     view.layers.clear()
 
 

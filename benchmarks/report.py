@@ -143,16 +143,17 @@ def _open_tables(records: list[dict]) -> list[str]:
         [
             c,
             r.get("version", "-"),
+            _fmt(r.get("first_call_s"), ".2f"),
             _fmt(r.get("open_s"), ".3f"),
             _reads(r.get("open_reads")),
             _fmt(r.get("plane_s"), ".3f"),
             _reads(r.get("plane_reads")),
         ]
         if r.get("ok")
-        else [c, r.get("error", "failed")[:80], "-", "-", "-", "-"]
+        else [c, r.get("error", "failed")[:80], "-", "-", "-", "-", "-"]
         for c, r in _by(records, "open").items()
     ]
-    header = ["reader", "version", "layer data ready s", "reads to open"]
+    header = ["reader", "version", "first call s (imports)", "layer data ready s", "reads to open"]
     lines += _table([*header, "full-res plane s", "reads for the plane"], rows)
     lines += [
         "",

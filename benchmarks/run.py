@@ -74,7 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--delay", type=float, default=0.02, help="HTTP latency per request (s)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per case")
     parser.add_argument(
-        "--profile", action="store_true", help="record our save cases with py-spy (needs py-spy)"
+        "--profile",
+        action="store_true",
+        help="record save cases with py-spy into --out (adds overhead)",
     )
     args = parser.parse_args(argv)
     args.size = args.size or (QUICK_SIZE if args.quick else DEFAULT_SIZE)
@@ -138,9 +140,10 @@ class Runner:
         spec = {"area": area, "case": case, "tool": tool, "kind": kind, "src": src}
         spec.update(out=str(out), params=params)
         wrap = None
-        if self.args.profile and tool == "ours":
+        if self.args.profile:
             profile = self.args.out / f"profile-{area}-{case}.txt"
-            wrap = ["py-spy", "record", "--format", "raw", "--idle", "-r", "50"]
+            py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            wrap = [py_spy, "record", "--format", "raw", "-r", "50"]
             wrap += ["-o", str(profile), "--"]
         return self.run(spec, wrap)
 
@@ -196,10 +199,11 @@ def open_store_for(runner: Runner, inputs: dict[str, str]) -> Path:
 def run_opens(runner: Runner, store: Path) -> None:
     """Reader, viewer and HTTP open cases for both reader plugins."""
     areas = runner.args.areas
+    warmup = str(runner.outdir)
     for tool in READERS:
         if "open" in areas and runner.wanted(tool):
             spec = {"area": "open", "case": tool, "tool": tool, "store": str(store)}
-            runner.run({**spec, "params": {"source": store.name}})
+            runner.run({**spec, "params": {"source": store.name, "warmup_dir": warmup}})
         if "viewer" in areas and runner.wanted(tool):
             wrap = (
                 []
@@ -207,7 +211,7 @@ def run_opens(runner: Runner, store: Path) -> None:
                 else ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24"]
             )
             spec = {"area": "viewer", "case": tool, "tool": tool, "store": str(store)}
-            params = {"source": store.name, "warmup_dir": str(runner.outdir)}
+            params = {"source": store.name, "warmup_dir": warmup}
             runner.run({**spec, "params": params}, wrap)
     if "http" in areas:
         server = subprocess.Popen(
@@ -231,6 +235,8 @@ def run_opens(runner: Runner, store: Path) -> None:
                         "delay_s": runner.args.delay,
                         "stats_url": f"{base}/__stats__",
                         "local_store": str(store),
+                        "warmup_dir": warmup,
+                        "warmup_url": f"{base}/warmup.ome.zarr",
                     }
                     spec = {"area": "http", "case": tool, "tool": tool}
                     runner.run({**spec, "store": f"{base}/{store.name}", "params": params})

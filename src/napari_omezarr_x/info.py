@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import zarr
@@ -67,8 +67,6 @@ class StoreInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
-        from dataclasses import asdict
-
         return asdict(self)
 
 
@@ -81,10 +79,8 @@ def describe_store(path: str) -> StoreInfo:
         raise StoreAccessError(f"{path}: no zarr group found ({exc})") from exc
     walker = _Walker(listable=location.listable)
     walker.visit(root, "")
-    images = [i for i in walker.images]
-    version = next((i.version for i in images if i.version), None)
-    version = version or walker.first_version
-    return StoreInfo(path, version, walker.nodes, images, truncated=walker.truncated)
+    version = next((i.version for i in walker.images if i.version), walker.first_version)
+    return StoreInfo(path, version, walker.nodes, walker.images, truncated=walker.truncated)
 
 
 class _Walker:
