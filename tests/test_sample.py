@@ -287,3 +287,26 @@ def test_sample_command_and_viewer(tmp_path, monkeypatch, make_napari_viewer) ->
     assert np.allclose(membranes.colormap.colors[-1], [0, 1, 0, 1])
     assert labels.metadata["omezarr"]["kind"] == "labels"
     assert labels.metadata["omezarr"]["store"] == str(sample.sample_path(tmp_path))
+
+
+@pytest.mark.usefixtures("small_sample")
+def test_show_sample_opens_a_window_with_the_sample(tmp_path, monkeypatch, qtbot) -> None:
+    import napari
+
+    from napari_omezarr_x._napari.sample import show_sample
+
+    monkeypatch.setenv(sample.CACHE_ENV, str(tmp_path))
+    ran = []
+    monkeypatch.setattr(napari, "run", lambda: ran.append(True))
+    show_sample()
+    viewer = napari.current_viewer()
+    try:
+        assert ran == [True]
+        assert viewer.window._qt_window.isVisible()
+        assert [layer.metadata["omezarr"]["kind"] for layer in viewer.layers] == [
+            "image",
+            "image",
+            "labels",
+        ]
+    finally:
+        viewer.close()
