@@ -146,27 +146,34 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 class _ProgressBar:
-    """A text progress bar on stderr, fed by the writer's progress callback."""
+    """A text progress bar on stderr, fed by the writer's `progress(done, total)` callback.
+
+    It redraws only when the shown text changes, so a write of many thousand blocks
+    does not flood the terminal.
+    """
 
     def __init__(self, width: int = 40) -> None:
         self.width = width
-        self.shown = False
+        self.text = ""
 
     def __call__(self, done: float, total: float | None = None) -> None:
         fraction = done / total if total else float(done)
         fraction = min(max(fraction, 0.0), 1.0)
         filled = round(fraction * self.width)
-        bar = "#" * filled + "-" * (self.width - filled)
-        sys.stderr.write(f"\r[{bar}] {fraction * 100:5.1f}%")
-        sys.stderr.flush()
-        self.shown = True
+        text = f"\r[{'#' * filled}{'-' * (self.width - filled)}] {fraction * 100:5.1f}%"
+        if text != self.text:
+            self.text = text
+            sys.stderr.write(text)
+            sys.stderr.flush()
 
     def close(self, *, complete: bool = False) -> None:
-        if complete and self.shown:
+        """End the bar's line (drawn full first when the write finished)."""
+        if not self.text:
+            return
+        if complete:
             self(1, 1)
-        if self.shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 def _sample(args: argparse.Namespace) -> int:
