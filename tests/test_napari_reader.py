@@ -212,14 +212,15 @@ def fresh_preferences(monkeypatch, tmp_path):
     return plugins
 
 
-def test_drop_zarr_folder(make_napari_viewer, fresh_preferences, corpus_dir, monkeypatch):
+def test_drop_zarr_folder(make_napari_viewer, fresh_preferences, corpus_dir, tmp_path, monkeypatch):
     from napari._qt.dialogs.qt_reader_dialog import QtReaderDialog
 
     offered: list[list[str]] = []
 
     def choose(dialog):
-        offered.append(sorted(b.text() for b in dialog.reader_btn_group.buttons()))
-        return "OME-Zarr X", False
+        options = sorted(b.text() for b in dialog.reader_btn_group.buttons())
+        offered.append(options)
+        return ("OME-Zarr X" if "OME-Zarr X" in options else options[0]), False
 
     monkeypatch.setattr(QtReaderDialog, "get_user_choices", choose)
     viewer = make_napari_viewer()
@@ -237,13 +238,22 @@ def test_drop_zarr_folder(make_napari_viewer, fresh_preferences, corpus_dir, mon
     assert [type(lay).__name__ for lay in viewer.layers[1:]] == ["Image", "Image", "Labels"]
     assert viewer.layers[-1].metadata["omezarr"]["kind"] == "labels"
 
+    # a .zarr folder that is not OME-Zarr: we decline and napari offers the other readers
+    plain = zarr.open_array(tmp_path / "plain.zarr", mode="w", shape=(4, 4), dtype="uint8")
+    plain[:] = 7
+    drop([str(tmp_path / "plain.zarr")], stack=False)
+    assert offered[1:] == [["napari builtins"]]
+    assert viewer.layers[-1].data.shape == (4, 4)
+
 
 def test_preference_respects_user_choice(fresh_preferences):
     fresh_preferences.extension2reader = {"*.zarr/": "napari"}
-    added = register_default_reader()
-    assert "*.zarr/" not in added
-    assert fresh_preferences.extension2reader["*.zarr/"] == "napari"
-    # a preference the user removed after we set it is not set again
+    assert register_default_reader() == []
+    assert fresh_preferences.extension2reader == {"*.zarr/": "napari"}
+
+
+def test_removed_preference_is_not_set_again(fresh_preferences):
+    assert register_default_reader() == list(reader.DEFAULT_PREFERENCES)
     fresh_preferences.extension2reader = {}
     assert register_default_reader() == []
     assert fresh_preferences.extension2reader == {}
@@ -253,4 +263,4 @@ def test_preference_registered_on_activation(fresh_preferences):
     manifest = PluginManager.instance().get_manifest(PLUGIN)
     assert manifest.on_activate == "napari_omezarr_x._napari.reader:activate"
     reader.activate()
-    assert fresh_preferences.extension2reader == {"*.zarr/": PLUGIN, "*.zarr": PLUGIN}
+    assert fresh_preferences.extension2reader == dict.fromkeys(reader.DEFAULT_PREFERENCES, PLUGIN)

@@ -8,15 +8,14 @@ OME-Zarr. The returned function reads the metadata, builds layer data tuples
 Two napari integrations live here too:
 - a window's `min`/`max` becomes the contrast slider's range once a layer is
   added (layer data tuples cannot carry it);
-- the first time the plugin is used, `*.zarr/` folders (and `*.zarr` URLs)
-  are associated with this reader in napari's preferences, unless the user
-  already chose a reader for them, so that dropping a `.zarr` folder opens
-  it directly instead of asking which plugin to use.
+- the first time the plugin is used, `.zarr` folders, URLs and paths inside
+  them are associated with this reader in napari's preferences, unless the
+  user already chose a reader for zarr data, so that dropping a `.zarr`
+  folder opens it directly instead of asking which plugin to use.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
@@ -32,8 +31,10 @@ from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
 logger = logging.getLogger(__name__)
 
 PLUGIN_NAME = "napari-omezarr-x"
-#: Reader preferences registered once (folders get a trailing slash in napari).
-DEFAULT_PREFERENCES = ("*.zarr/", "*.zarr")
+#: Reader preferences registered once: napari matches them against the path
+#: with a trailing slash for folders, so these cover `.zarr` folders, URLs with
+#: or without a slash, and groups inside a store (`plate.zarr/A/1`).
+DEFAULT_PREFERENCES = ("*.zarr/", "*.zarr", "*.zarr/*")
 _MARKER = "napari-omezarr-x.json"
 
 _hooked_viewers: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -128,36 +129,31 @@ def _marker_path() -> Path | None:
 
 
 def register_default_reader() -> list[str]:
-    """Make this plugin napari's reader for `*.zarr/` folders and `*.zarr` URLs.
+    """Make this plugin napari's reader for `.zarr` folders, URLs and paths inside them.
 
     Done once per napari configuration (remembered in a small marker file next
-    to napari's settings) and only for patterns the user has not already given
-    to a reader, so a user's choice - including removing ours - is kept.
-    Returns the patterns added.
+    to napari's settings), and not at all when the user already associated
+    any zarr pattern or folder with another reader: a user's choice, including
+    removing ours later, is kept. Returns the patterns added.
     """
     from napari.settings import get_settings
 
     marker = _marker_path()
     try:
-        done = set(json.loads(marker.read_text())["registered"]) if marker else set()
+        done = bool(json.loads(marker.read_text())["registered"]) if marker else False
     except (OSError, ValueError, KeyError, TypeError):
-        done = set()
+        done = False
     settings = get_settings()
     prefs = dict(settings.plugins.extension2reader)
-    added = []
-    for pattern in DEFAULT_PREFERENCES:
-        probe = "x" + pattern.lstrip("*")
-        if pattern in done or any(fnmatch.fnmatch(probe, key) for key in prefs):
-            continue
-        prefs[pattern] = PLUGIN_NAME
-        added.append(pattern)
+    theirs = [k for k, v in prefs.items() if "zarr" in k.lower() and v != PLUGIN_NAME]
+    added = [] if done or theirs else [p for p in DEFAULT_PREFERENCES if p not in prefs]
     if added:
-        settings.plugins.extension2reader = prefs
+        settings.plugins.extension2reader = {**prefs, **dict.fromkeys(added, PLUGIN_NAME)}
         logger.info("napari now opens %s with %s", ", ".join(added), PLUGIN_NAME)
-    if marker is not None and not done.issuperset(DEFAULT_PREFERENCES):
+    if marker is not None and not done:
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps({"registered": sorted(DEFAULT_PREFERENCES)}))
+            marker.write_text(json.dumps({"registered": list(DEFAULT_PREFERENCES)}))
         except OSError:
             logger.debug("cannot write %s", marker, exc_info=True)
     return added
