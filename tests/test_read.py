@@ -369,3 +369,13 @@ def test_undecodable_chunk_names_array(tmp_path):
     (image,) = read_ome_zarr(str(path))
     with pytest.raises(StoreAccessError, match=r"img\.zarr/0: cannot read chunk data"):
         image.levels[0].compute()
+
+
+def test_v2_group_without_zgroup(tmp_path):
+    path = write_image(tmp_path / "img.zarr", "0.4", labels={"cells": {}})
+    (path / ".zgroup").unlink()
+    (path / "labels" / "cells" / ".zgroup").unlink()
+    with pytest.warns(NgffComplianceWarning, match="no .zgroup"):
+        (image,) = read_ome_zarr(str(path))
+    assert image.levels[0].shape == (1, 2, 3, 8, 8)
+    assert [lab.name for lab in image.labels] == ["cells"]

@@ -21,7 +21,7 @@ from .errors import MetadataError, NgffComplianceWarning, OmeZarrXError
 from .model import Image
 
 if TYPE_CHECKING:
-    from .read import Reader
+    from .read import Node, Reader
 
 Grid = dict[tuple[int, int], Image]
 
@@ -57,11 +57,7 @@ def _read_fields(reader: Reader, paths: list[str]) -> list[Image | None]:
     """Images at `paths` read concurrently; a broken one warns and gives None."""
     from .read import parallel
 
-    def load(path: str) -> Image:
-        group = reader.group(path)
-        return reader.read_image(path, group, reader.attrs(group))
-
-    results = parallel([lambda p=p: load(p) for p in paths])
+    results = parallel([lambda p=p: reader.read_image(p, reader.group(p)) for p in paths])
     images: list[Image | None] = []
     for path, result in zip(paths, results, strict=True):
         if isinstance(result, Exception):
@@ -207,15 +203,16 @@ def parse_plate(attrs: dict[str, Any], where: str) -> PlateLayout:
     return PlateLayout(str(name) if name else None, str(version), rows, cols, positions)
 
 
-def read_plate(reader: Reader, path: str, group: Any, attrs: dict[str, Any]) -> Image:
+def read_plate(reader: Reader, path: str, group: Node) -> Image:
     """A plate as a mosaic of each well's first field (field index 0)."""
+    attrs = group.attrs
     where = reader.loc.describe(path)
     layout = parse_plate(attrs, where)
     positions = {reader.loc.join(path, w): pos for w, pos in layout.wells.items()}
     well_groups = reader.open_groups(list(positions))
     field_paths, field_pos = [], []
     for (well_path, pos), result in zip(positions.items(), well_groups, strict=True):
-        fields = [] if isinstance(result, Exception) else _field_paths(reader.attrs(result))
+        fields = [] if isinstance(result, Exception) else _field_paths(result.attrs)
         if not fields:
             warnings.warn(
                 f"{reader.loc.describe(well_path)}: well unreadable or without fields; shown empty",
@@ -236,8 +233,9 @@ def read_plate(reader: Reader, path: str, group: Any, attrs: dict[str, Any]) -> 
     return mosaic(grid, len(layout.rows), len(layout.columns), template=template, kind="plate")
 
 
-def read_well(reader: Reader, path: str, group: Any, attrs: dict[str, Any]) -> Image:
+def read_well(reader: Reader, path: str, group: Node) -> Image:
     """A well as its fields tiled on a near-square grid, row by row."""
+    attrs = group.attrs
     where = reader.loc.describe(path)
     fields = _field_paths(attrs)
     if not fields:

@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -142,6 +143,14 @@ def _clean_name(name: str | None) -> str | None:
     return cleaned or None
 
 
+@dataclass
+class Node:
+    """What reading needs of a zarr group: its attributes and zarr format."""
+
+    attrs: dict[str, Any]
+    zarr_format: int
+
+
 class Reader:
     """Reads the OME nodes of one opened store location."""
 
@@ -151,8 +160,8 @@ class Reader:
 
     # -- low-level access, safe to call from worker threads -------------------------
 
-    def group(self, path: str) -> Any:
-        """The zarr group at `path` (raises the underlying zarr/IO error).
+    def group(self, path: str) -> Node:
+        """The group at `path` (raises the underlying zarr/IO error).
 
         Once the first group is open its zarr format is assumed for the rest
         of the store, which saves probing for both formats' files per group.
@@ -160,26 +169,46 @@ class Reader:
         import zarr
 
         fmt = self.zarr_format
-        group = zarr.open_group(
-            self.loc.store,
-            path=path or None,
-            mode="r",
-            zarr_format=fmt,
-            use_consolidated=False if fmt else None,
-        )
+        try:
+            group = zarr.open_group(
+                self.loc.store,
+                path=path or None,
+                mode="r",
+                zarr_format=fmt,
+                use_consolidated=False if fmt else None,
+            )
+        except Exception as exc:
+            node = self._loose_v2_group(path) if _is_missing(exc) else None
+            if node is None:
+                raise
+            return node
         if fmt is None:
             self.zarr_format = group.metadata.zarr_format
-        return group
+        return Node(dict(group.attrs.asdict()), group.metadata.zarr_format)
+
+    def _loose_v2_group(self, path: str) -> Node | None:
+        """A zarr v2 group written without `.zgroup` (some older tools): its `.zattrs` only."""
+        if self.zarr_format == 3 or not self.loc.listable:
+            return None
+        raw = self.loc.read_bytes(self.loc.join(path, ".zattrs"))
+        if raw is None:
+            return None
+        attrs = json.loads(raw)
+        if not isinstance(attrs, dict):
+            raise MetadataError(f"{self.loc.describe(path)}: .zattrs is not a JSON object")
+        warnings.warn(
+            f"{self.loc.describe(path)}: zarr group has .zattrs but no .zgroup",
+            NgffComplianceWarning,
+            stacklevel=2,
+        )
+        self.zarr_format = self.zarr_format or 2
+        return Node(attrs, 2)
 
     def array(self, path: str, zarr_format: int | None) -> Any:
         """The zarr array at `path`."""
         import zarr
 
         return zarr.open_array(self.loc.store, path=path, mode="r", zarr_format=zarr_format)
-
-    def attrs(self, group: Any) -> dict[str, Any]:
-        """A group's attributes as a plain dict."""
-        return dict(group.attrs.asdict())
 
     def open_groups(self, paths: Sequence[str]) -> list[Any]:
         """Groups at `paths`, opened concurrently; exceptions in place of failures."""
@@ -202,8 +231,7 @@ class Reader:
                     ) from exc
                 raise NotOmeZarrError(f"{where}: not an OME-Zarr store (no zarr group)") from exc
             raise _access_error(where, exc) from exc
-        attrs = self.attrs(group)
-        images = self.read_node(path, group, attrs)
+        images = self.read_node(path, group)
         if not images:
             raise NotOmeZarrError(f"{where}: no OME-NGFF image, plate or labels found")
         self._name_series(path, images[0])
@@ -215,7 +243,7 @@ class Reader:
         if not series.isdigit() or image.path != path:
             return
         try:
-            parent_attrs = md.ome_attributes(self.attrs(self.group(parent)))
+            parent_attrs = md.ome_attributes(self.group(parent).attrs)
         except Exception:  # the parent is optional context, not required to read
             return
         if "bioformats2raw.layout" in parent_attrs and "multiscales" not in parent_attrs:
@@ -223,14 +251,15 @@ class Reader:
             if int(series) < len(names) and names[int(series)]:
                 image.name = names[int(series)]
 
-    def read_node(self, path: str, group: Any, attrs: dict[str, Any]) -> list[Image]:
+    def read_node(self, path: str, group: Node) -> list[Image]:
         """Images of one group, whatever OME node it is."""
+        attrs = group.attrs
         from . import hcs
 
         ome = md.ome_attributes(attrs)
         if "multiscales" in ome:
             kind = "labels" if self._is_label_path(path, ome) else "image"
-            image = self.read_image(path, group, attrs, kind=kind)
+            image = self.read_image(path, group, kind=kind)
             if kind == "labels":
                 image.name = _label_name(path)
                 if not _integer_levels(image):
@@ -243,9 +272,9 @@ class Reader:
                     image.kind, image.label = "image", None
             return [image, *self.nested_images(path, image)]
         if "plate" in ome:
-            return [hcs.read_plate(self, path, group, attrs)]
+            return [hcs.read_plate(self, path, group)]
         if "well" in ome:
-            return [hcs.read_well(self, path, group, attrs)]
+            return [hcs.read_well(self, path, group)]
         if "labels" in ome:
             return self.read_labels_group(path, attrs, strict=True)
         if "bioformats2raw.layout" in ome:
@@ -261,16 +290,16 @@ class Reader:
     def read_image(
         self,
         path: str,
-        group: Any,
-        attrs: dict[str, Any],
+        group: Node,
         *,
         kind: str = "image",
         with_labels: bool = True,
     ) -> Image:
         """One multiscale image (and its labels): metadata plus lazy levels."""
+        attrs = group.attrs
         where = self.loc.describe(path)
         ms = md.parse_multiscale(attrs, where)
-        fmt = group.metadata.zarr_format
+        fmt = group.zarr_format
         calls: list[Callable[[], Any]] = [
             lambda p=p: self.array(self.loc.join(path, p), fmt) for p in ms.paths
         ]
@@ -325,9 +354,7 @@ class Reader:
                 )
             elif not isinstance(labels_group, Exception):
                 labels_path = self.loc.join(path, "labels")
-                image.labels = self.read_labels_group(
-                    labels_path, self.attrs(labels_group), strict=False
-                )
+                image.labels = self.read_labels_group(labels_path, labels_group.attrs, strict=False)
         return image
 
     def _check_levels(self, where: str, paths: list[str], arrays: list[Any], ndim: int) -> None:
@@ -389,13 +416,13 @@ class Reader:
             raise MetadataError(f"{self.loc.describe(path)}: labels group holds no readable label")
         return labels
 
-    def read_label(self, path: str, group: Any) -> Image:
+    def read_label(self, path: str, group: Node) -> Image:
         """One label image; it must hold integer data."""
-        attrs = self.attrs(group)
+        attrs = group.attrs
         where = self.loc.describe(path)
         if "multiscales" not in md.ome_attributes(attrs):
             raise MetadataError(f"{where}: label group has no 'multiscales'")
-        image = self.read_image(path, group, attrs, kind="labels")
+        image = self.read_image(path, group, kind="labels")
         if not _integer_levels(image):
             raise MetadataError(
                 f"{where}: label data must be integers, got {image.levels[0].dtype}"
@@ -425,14 +452,14 @@ class Reader:
             child_path = self.loc.join(path, name)
             try:
                 child = self.group(child_path)
-                attrs = self.attrs(child)
+                attrs = child.attrs
             except Exception as exc:  # a broken child must not hide the rest
                 log.debug("skipping %s: %s", child_path, exc)
                 continue
             ome = md.ome_attributes(attrs)
             if md.is_ome_node(attrs) and "labels" not in ome:
                 try:
-                    found.extend(self.read_node(child_path, child, attrs))
+                    found.extend(self.read_node(child_path, child))
                 except OmeZarrXError as exc:
                     warnings.warn(
                         f"nested image skipped: {exc}", NgffComplianceWarning, stacklevel=2
@@ -456,7 +483,7 @@ class Reader:
                     stacklevel=2,
                 )
                 continue
-            for image in self.read_node(full, result, self.attrs(result)):
+            for image in self.read_node(full, result):
                 if image.path == full and index < len(names) and names[index]:
                     image.name = names[index]
                 images.append(image)
@@ -466,7 +493,7 @@ class Reader:
 
     def _series_paths(self, path: str, names: list[str]) -> list[str]:
         try:
-            ome_attrs = md.ome_attributes(self.attrs(self.group(self.loc.join(path, "OME"))))
+            ome_attrs = md.ome_attributes(self.group(self.loc.join(path, "OME")).attrs)
             listed = ome_attrs.get("series")
         except Exception:  # the OME group is optional
             listed = None
