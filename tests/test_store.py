@@ -202,3 +202,11 @@ def test_zip_over_http_is_refused_clearly():
     assert not looks_like_ome_zarr("https://example.org/data/image.ozx")
     with pytest.raises(StoreAccessError, match=r"image\.ozx: zipped stores .* local file"):
         read_ome_zarr("https://example.org/data/image.ozx")
+
+
+def test_http_label_and_well_paths(http_root):
+    base, _, _ = http_root
+    (label,) = read_ome_zarr(f"{base}/zarr-java_ome_v0.4.zarr/labels/nuclei/")
+    assert (label.kind, label.name, label.levels[0].shape) == ("labels", "nuclei", (8, 16, 16))
+    (well,) = read_ome_zarr(f"{base}/zarr-java_ome_v0.5_hcs.zarr/A/1")
+    assert (well.kind, well.levels[0].shape) == ("well", (1, 2, 4, 8, 8))

@@ -261,7 +261,7 @@ class Reader:
             kind = "labels" if self._is_label_path(path, ome) else "image"
             image = self.read_image(path, group, kind=kind)
             if kind == "labels":
-                image.name = _label_name(path)
+                image.name = _label_name(self.loc.describe(path))
                 if not _integer_levels(image):
                     warnings.warn(
                         f"{self.loc.describe(path)}: label data must be integers, got "
@@ -282,7 +282,8 @@ class Reader:
         return self.nested_images(path, None)
 
     def _is_label_path(self, path: str, ome: dict[str, Any]) -> bool:
-        parts = path.split("/")
+        # The store root counts too: a URL may point straight at `.../labels/<name>`.
+        parts = self.loc.describe(path).rstrip("/").split("/")
         return "image-label" in ome or (len(parts) >= 2 and parts[-2] == "labels")
 
     # -- images -------------------------------------------------------------------------
