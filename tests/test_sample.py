@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -310,3 +311,15 @@ def test_show_sample_opens_a_window_with_the_sample(tmp_path, monkeypatch, qtbot
         ]
     finally:
         viewer.close()
+
+
+@pytest.mark.usefixtures("small_sample")
+def test_unusable_cache_falls_back_to_temporary_folder(tmp_path, monkeypatch, caplog) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(sample.CACHE_ENV, str(blocker / "cache"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    path = sample.ensure_sample()
+    assert path == tmp_path / "tmp" / "napari-omezarr-x" / sample.sample_path().name
+    assert (path / "zarr.json").is_file()
+    assert "Cannot write" in caplog.text

@@ -256,10 +256,16 @@ def ensure_sample(directory: Path | str | None = None) -> Path:
     The store is written into a private temporary folder next to its final place and
     renamed into place when complete, so a reader never sees half a sample and two
     processes generating at once do not clash (the second rename loses, harmlessly).
+    When the default cache folder cannot be created or written, the system's temporary
+    folder is used instead.
     """
     target = sample_path(directory)
     if target.is_dir():
         return target
+    if directory is None and not _writable(target.parent):
+        fallback = Path(tempfile.gettempdir()) / "napari-omezarr-x"
+        logger.warning("Cannot write to %s; generating the sample in %s", target.parent, fallback)
+        return ensure_sample(fallback)
     target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("Generating the Cells 3D sample in %s", target)
     with tempfile.TemporaryDirectory(prefix=_STAGING_PREFIX, dir=target.parent) as staging:
@@ -273,6 +279,14 @@ def ensure_sample(directory: Path | str | None = None) -> Path:
             logger.info("Another process wrote %s first; using its copy", target)
     _remove_stale(target)
     return target
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def _remove_stale(current: Path) -> None:
