@@ -284,3 +284,24 @@ def test_strict_requires_image_label_on_04_labels(tmp_path: Path) -> None:
     assert any("image-label" in w.message for w in report.warnings)
     strict = validate_store(str(root), strict=True)
     assert any("image-label" in e.message for e in strict.errors)
+
+
+def test_zarr_format_must_match_the_version(tmp_path: Path) -> None:
+    """0.5 metadata in a zarr v2 store is an error; 0.4 metadata in zarr v3 a warning."""
+    multiscale = {
+        "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+        "datasets": [
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1]}]}
+        ],
+    }
+    v2 = zarr.open_group(tmp_path / "v2.zarr", mode="w", zarr_format=2)
+    v2.create_array("0", shape=(8, 8), dtype="uint8")[...] = 1
+    v2.attrs["ome"] = {"version": "0.5", "multiscales": [multiscale]}
+    assert "requires zarr v3" in _messages(validate_store(str(tmp_path / "v2.zarr")))
+
+    v3 = zarr.open_group(tmp_path / "v3.zarr", mode="w", zarr_format=3)
+    v3.create_array("0", shape=(8, 8), dtype="uint8")[...] = 1
+    v3.attrs["multiscales"] = [{**multiscale, "version": "0.4"}]
+    report = validate_store(str(tmp_path / "v3.zarr"))
+    assert report.valid, _messages(report)
+    assert any("defined for zarr v2" in w.message for w in report.warnings)

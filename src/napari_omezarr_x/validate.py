@@ -229,6 +229,10 @@ class _Checker:
             return
         if version is not None and parent_version is not None and version != parent_version:
             self.warn(node.key, f"declares version {version} inside a {parent_version} store")
+        if schema_version >= "0.5" and node.zarr_format == 2:
+            self.error(node.key, f"OME-NGFF {schema_version} requires zarr v3 (zarr.json)")
+        elif schema_version < "0.5" and node.zarr_format == 3:
+            self.warn(node.key, f"OME-NGFF {schema_version} is defined for zarr v2 stores")
         models = _models(namespace)
         attrs = normalised(node.attrs, schema_version)
         for model in models:
