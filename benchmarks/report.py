@@ -82,13 +82,14 @@ def _save_table(records: dict[str, dict]) -> list[str]:
     rows = []
     for case, r in records.items():
         if not r.get("ok"):
-            rows.append([case, r.get("error", "failed")[:80]] + ["-"] * 9)
+            rows.append([case, r.get("error", "failed")[:80]] + ["-"] * 10)
             continue
         rows.append(
             [
                 case,
                 r.get("version", "-"),
                 _fmt(r["wall_s"], ".1f"),
+                _fmt(r.get("cpu_s"), ".1f"),
                 _fmt(r["mb_per_s"], ".0f"),
                 _fmt(_ratio(r["wall_s"], ours), ".2f", "x"),
                 _fmt(_ratio(100 * ceiling, r["wall_s"]) if ceiling else None, ".0f", "%"),
@@ -99,7 +100,7 @@ def _save_table(records: dict[str, dict]) -> list[str]:
                 str(r["levels"] or "-"),
             ]
         )
-    header = ["case", "version", "wall s", "MB/s in", "time / ours-0.5", "ceiling speed"]
+    header = ["case", "version", "wall s", "CPU s", "MB/s in", "time / ours-0.5", "ceiling speed"]
     header += ["peak RSS GB", "peak - baseline GB", "MB written", "files", "levels"]
     return _table(header, rows)
 

@@ -33,13 +33,17 @@ def run_save(spec: dict) -> dict:
         importlib.import_module(module)
     src = zarr.open_array(spec["src"], mode="r")
     baseline = rss_mb()
+    cpu = time.process_time()
     start = time.perf_counter()
     extra = save.TOOLS[spec["tool"]](spec["kind"], spec["src"], spec["out"], spec["params"])
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     peak = peak_rss_mb()
     return {
         **extra,
         "wall_s": wall,
+        # CPU seconds of all threads: steadier than wall time when other processes compete.
+        "cpu_s": cpu,
         "input_shape": list(src.shape),
         "input_dtype": str(src.dtype),
         "input_bytes": src.nbytes,
