@@ -114,3 +114,17 @@ def test_missing_wells_cost_no_memory(tmp_path):
     assert corner.shape == (600, 600)
     assert not corner.any()
     assert peak < 50 * 2**20
+
+
+def test_fields_of_different_sizes_are_padded(tmp_path):
+    path = write_plate(tmp_path / "p.zarr", "0.4", fields=1, shape=(8, 8))
+    small = zarr.open_group(path / "B" / "3" / "0", mode="a")
+    small.create_array(
+        "0", shape=(6, 5), dtype="uint8", chunks=(6, 5), fill_value=7, overwrite=True
+    )
+    (plate,) = read_ome_zarr(str(path))
+    assert plate.levels[0].shape == (16, 24)
+    data = plate.levels[0].compute()
+    assert (data[8:14, 16:21] == 7).all()
+    assert not data[14:, 16:].any()
+    assert not data[8:, 21:].any()

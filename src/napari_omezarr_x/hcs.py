@@ -89,8 +89,6 @@ def _mosaic_levels(grid: dict[tuple[int, int], list[Any]], n_rows: int, n_cols: 
     mosaic = []
     for level in range(n_levels):
         shapes = [levels[level].shape for levels in grid.values()]
-        if len({len(s) for s in shapes}) != 1:
-            raise MetadataError("plate fields have different numbers of dimensions")
         tile = tuple(int(v) for v in np.max(shapes, axis=0))
         chunks = first[level].chunksize
         empty = da.zeros(
@@ -121,6 +119,12 @@ def _labels_mosaic(grid: Grid, n_rows: int, n_cols: int, template: Image) -> lis
         }
         first = next(iter(tiles.values()))
         if len({lab.levels[0].ndim for lab in tiles.values()}) != 1:
+            warnings.warn(
+                f"{template.store}/{template.path}: label {name!r} has different numbers of "
+                "dimensions in different fields; not shown",
+                NgffComplianceWarning,
+                stacklevel=2,
+            )
             continue
         levels = _mosaic_levels({p: lab.levels for p, lab in tiles.items()}, n_rows, n_cols)
         labels.append(
@@ -145,9 +149,10 @@ def _labels_mosaic(grid: Grid, n_rows: int, n_cols: int, template: Image) -> lis
 def mosaic(grid: Grid, n_rows: int, n_cols: int, *, template: Image, kind: str) -> Image:
     """An Image tiling `grid`'s images; scale, axes and channels come from the first tile."""
     first = next(iter(grid.values()))
-    ndims = {img.ndim for img in grid.values()}
-    if len(ndims) != 1 or first.ndim < 2:
-        raise MetadataError(f"{template.store}/{template.path}: fields have mismatched axes")
+    if {img.ndim for img in grid.values()} != {first.ndim} or first.ndim < 2:
+        raise MetadataError(
+            f"{template.store}/{template.path}: fields have different numbers of dimensions"
+        )
     return Image(
         store=template.store,
         path=template.path,
