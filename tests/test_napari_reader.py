@@ -115,6 +115,33 @@ def test_open_in_viewer(make_napari_viewer, tmp_path, version):
     }
 
 
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize("windows", [True, False], ids=["windows", "no-windows"])
+def test_chunk_reads_at_open(tmp_path, monkeypatch, version, windows):
+    """With windows no pixel is read; without, only the smallest level is."""
+    channels = [{"label": "a", "window": {"start": 0, "end": 9}}] * 2 if windows else None
+    path = write_image(
+        tmp_path / "c.zarr", version, shape=(1, 2, 2, 32, 32), levels=3, channels=channels
+    )
+    keys: list[str] = []
+    original = zarr.storage.LocalStore.get
+
+    async def get(self, key, *args, **kwargs):
+        keys.append(key)
+        return await original(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", get)
+    layers = read_layers(str(path))
+    assert len(layers) == 2
+    metadata = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")
+    chunks = {k for k in keys if not k.endswith(metadata)}
+    if windows:
+        assert chunks == set()
+    else:
+        assert chunks
+        assert {k.split("/")[0] for k in chunks} == {"2"}
+
+
 def test_open_label_directly(make_napari_viewer, tmp_path):
     path = cells(tmp_path, "0.5")
     viewer = make_napari_viewer()
