@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
+import json
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import psutil
 
@@ -301,18 +305,28 @@ def targets(records: list[dict]) -> list[tuple[str, str, bool | None]]:
     return out
 
 
-def markdown(env: dict, records: list[dict]) -> str:
-    """All tables of one run, with the environment it ran in."""
+def _run_line(env: dict) -> str:
+    before = " / ".join(f"{v:.2f}" for v in env["load_before"])
+    after = " / ".join(f"{v:.2f}" for v in env["load"])
+    return (
+        f"- {env['date']}: `{' '.join(env['command'][1:]) or '(defaults)'}`, "
+        f"input {tuple(env['size'])}, generated in {env['input_generation_s']:.1f} s, "
+        f"whole run {env['total_s']:.0f} s; load average (1/5/15 min) {before} before, "
+        f"{after} after."
+    )
+
+
+def markdown(envs: list[dict], records: list[dict]) -> str:
+    """All tables of one or more runs, with the environment they ran in."""
+    env = envs[0]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
-    load = " / ".join(f"{v:.2f}" for v in env["load"])
     lines = [
-        f"Run {env['date']} on {env['cpu']}, {env['cores']} cores, {env['ram_gb']:.0f} GB RAM, "
+        f"Machine: {env['cpu']}, {env['cores']} cores, {env['ram_gb']:.0f} GB RAM, "
         f"{env['system']}, Python {env['python']}.",
-        f"Input image {tuple(env['size'])} uint16, labels {tuple(env['size'][1:])} uint32; "
-        f"generated in {env['input_generation_s']:.1f} s; whole run {env['total_s']:.0f} s.",
-        f"Load average (1/5/15 min) before: {' / '.join(f'{v:.2f}' for v in env['load_before'])}, "
-        f"after: {load}.",
         f"Versions: {versions}.",
+        f"Input image {tuple(env['size'])} uint16, labels {tuple(env['size'][1:])} uint32.",
+        "",
+        *(_run_line(e) for e in envs),
         "",
         "### Targets (issue 7)",
         "",
@@ -330,3 +344,25 @@ def markdown(env: dict, records: list[dict]) -> str:
     lines += _memory_table(records)
     lines += ["", *_open_tables(records), ""]
     return "\n".join(lines)
+
+
+def merge(paths: list[Path]) -> tuple[list[dict], list[dict]]:
+    """Environments and records of several results.json; a later record of a case wins."""
+    envs, records = [], {}
+    for path in paths:
+        data = json.loads(path.read_text())
+        envs.append(data["env"])
+        for record in data["records"]:
+            records[(record.get("area"), record.get("case"))] = record
+    return envs, list(records.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Tables from one or more results.json files.")
+    parser.add_argument("results", type=Path, nargs="+")
+    args = parser.parse_args()
+    sys.stdout.write(markdown(*merge(args.results)))
+
+
+if __name__ == "__main__":
+    main()

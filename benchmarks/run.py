@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(
         json.dumps({"env": env, "records": runner.records}, indent=1)
     )
-    (args.out / "results.md").write_text(markdown(env, runner.records))
+    (args.out / "results.md").write_text(markdown([env], runner.records))
     print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
     return 0 if all(r.get("ok") for r in runner.records) else 1
 
