@@ -172,12 +172,14 @@ def make_plan(
 
     if len(given) > 1:
         arrays = [
-            _as_dask(lv, _unit_blocks(tuple(lv.shape), lv.dtype, u), da)
+            _as_dask(lv, _unit_blocks(tuple(lv.shape), lv.dtype, u), u, [False] * ndim, da)
             for lv, u in zip(given, units_, strict=True)
         ]
     else:
         blocks = pyramid.level0_blocks(shape, dtype, units_[0], factors)
-        arrays = pyramid.build_levels(_as_dask(first, blocks, da), factors, downsample, units_)
+        even = [f > 1 for f in (factors[1] if len(factors) > 1 else factors[0])]
+        level0 = _as_dask(first, blocks, units_[0], even, da)
+        arrays = pyramid.build_levels(level0, factors, downsample, units_)
     return Plan(
         rel=rel,
         version=version,
@@ -248,13 +250,17 @@ def _unit_blocks(shape: tuple[int, ...], dtype, unit: tuple[int, ...]) -> tuple[
     return pyramid.level0_blocks(shape, dtype, unit, [(1,) * len(shape)])
 
 
-def _as_dask(arr: Any, blocks: tuple[int, ...], da_mod) -> da.Array:
+def _as_dask(
+    arr: Any, blocks: tuple[int, ...], unit: tuple[int, ...], even: list[bool], da_mod
+) -> da.Array:
+    """`arr` as a dask array in whole write units; a dask input already chunked
+    that way (and not in huge chunks) is kept as is, saving a rechunk."""
     if isinstance(arr, da_mod.Array):
-        if arr.chunks and all(
-            (all(c == axis[0] for c in axis[:-1]) and axis[0] % b == 0) or len(axis) == 1
-            for axis, b in zip(arr.chunks, blocks, strict=True)
+        biggest = math.prod(max(axis) for axis in arr.chunks) * arr.dtype.itemsize
+        if (
+            pyramid.aligned_chunks(arr.chunks, unit, even) is None
+            and biggest <= 4 * pyramid.BLOCK_BYTES
         ):
-            # Already in whole blocks: keep the caller's (larger) chunks.
             return arr
         return arr.rechunk(blocks)
     return da_mod.from_array(arr, chunks=blocks, asarray=True, lock=False)

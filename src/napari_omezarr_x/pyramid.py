@@ -185,10 +185,20 @@ def _block_mode(view: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     keep = [i for i in range(view.ndim) if i not in axes]
     cand = np.transpose(view, keep + list(axes))
     out_shape = cand.shape[: len(keep)]
-    cand = cand.reshape((*out_shape, -1))
-    k = cand.shape[-1]
-    values = [cand[..., i] for i in range(k)]
-    counts = [np.ones(out_shape, dtype=np.uint8) for _ in range(k)]
+    cand = cand.reshape(-1, 2 ** len(axes))
+    best = cand[:, 0].copy()
+    # Label images are mostly uniform blocks: vote only where a block is mixed.
+    mixed = np.flatnonzero((cand[:, 1:] != best[:, None]).any(axis=1))
+    if mixed.size:
+        best[mixed] = _vote(cand[mixed])
+    return best.reshape(out_shape)
+
+
+def _vote(rows: np.ndarray) -> np.ndarray:
+    """Most frequent value of each row; ties go to the earliest column."""
+    k = rows.shape[1]
+    values = [rows[:, i] for i in range(k)]
+    counts = [np.ones(len(rows), dtype=np.uint8) for _ in range(k)]
     for i in range(k):
         for j in range(i + 1, k):
             same = values[i] == values[j]
@@ -203,7 +213,7 @@ def _block_mode(view: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return best
 
 
-def _aligned_chunks(
+def aligned_chunks(
     chunks: tuple[tuple[int, ...], ...], unit: Sequence[int], even: Sequence[bool]
 ) -> tuple[int, ...] | None:
     """Uniform block sizes that are multiples of `unit` (and even where asked),
@@ -276,7 +286,7 @@ def build_levels(
             current = _halve(current, step, method, da)
         nxt = factors[k + 1] if k + 1 < len(factors) else fac
         even = [n // f > 1 for n, f in zip(nxt, fac, strict=True)]
-        target = _aligned_chunks(current.chunks, units[k], even)
+        target = aligned_chunks(current.chunks, units[k], even)
         if target is not None:
             current = current.rechunk(target)
         levels.append(current)
