@@ -198,12 +198,24 @@ def test_implied_axes():
     assert md.implied_axes(5)[1].type == "channel"
 
 
+def test_unit_problems_are_reported_once_per_axes_list():
+    raw = [{"name": n, "type": "space", "unit": "mm"} for n in "zyx"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        axes = md.parse_axes(raw, "w")
+    assert [str(w.message) for w in caught] == [
+        "w: units that are not OME-NGFF unit names (z: 'mm' read as 'millimeter'; "
+        "y: 'mm' read as 'millimeter'; x: 'mm' read as 'millimeter')"
+    ]
+    assert {a.unit for a in axes} == {"millimeter"}
+
+
 def test_units():
     assert md.check_unit("nanometer", "x", "w") == "nanometer"
     assert md.check_unit(None, "x", "w") is None
     with pytest.warns(NgffComplianceWarning, match="read as 'micrometer'"):
         assert md.check_unit("µm", "x", "w") == "micrometer"
-    with pytest.warns(NgffComplianceWarning, match="unknown unit 'pixel'"):
+    with pytest.warns(NgffComplianceWarning, match="unknown 'pixel' dropped"):
         assert md.check_unit("pixel", "x", "w") is None
 
 

@@ -157,34 +157,39 @@ def _infer_version(multiscale: dict[str, Any]) -> str:
     return "0.4"
 
 
-def check_unit(unit: Any, axis: str, where: str) -> str | None:
-    """A spec unit name for `unit`, or None (with a warning) when it is unknown."""
+def _unit(unit: Any) -> tuple[str | None, str | None]:
+    """(spec unit name or None, what was wrong with `unit` or None)."""
     if unit is None or unit == "":
-        return None
+        return None, None
     text = str(unit)
     if text in SPACE_UNITS or text in TIME_UNITS:
-        return text
+        return text, None
     if text in UNIT_ALIASES:
+        return UNIT_ALIASES[text], f"{text!r} read as {UNIT_ALIASES[text]!r}"
+    return None, f"unknown {text!r} dropped"
+
+
+def check_unit(unit: Any, axis: str, where: str) -> str | None:
+    """A spec unit name for `unit`, or None (with a warning) when it is unknown."""
+    name, problem = _unit(unit)
+    if problem:
         warnings.warn(
-            f"{where}: unit {text!r} of axis {axis!r} is not an OME-NGFF unit name; "
-            f"read as {UNIT_ALIASES[text]!r}",
+            f"{where}: unit of axis {axis!r} is not an OME-NGFF unit name: {problem}",
             NgffComplianceWarning,
             stacklevel=2,
         )
-        return UNIT_ALIASES[text]
-    warnings.warn(
-        f"{where}: unknown unit {text!r} of axis {axis!r} is dropped",
-        NgffComplianceWarning,
-        stacklevel=2,
-    )
-    return None
+    return name
 
 
 def parse_axes(raw_axes: Any, where: str) -> tuple[Axis, ...]:
-    """Axes from 0.3 strings or 0.4+ objects; types of 0.3 names are implied."""
+    """Axes from 0.3 strings or 0.4+ objects; types of 0.3 names are implied.
+
+    Units that are not spec names are reported in one warning per axes list.
+    """
     if not isinstance(raw_axes, list) or not raw_axes:
         raise MetadataError(f"{where}: 'axes' must be a non-empty list, got {raw_axes!r}")
     axes = []
+    problems = []
     for entry in raw_axes:
         if isinstance(entry, str):
             axes.append(Axis(entry, _AXIS_TYPES.get(entry.lower())))
@@ -193,16 +198,19 @@ def parse_axes(raw_axes: Any, where: str) -> tuple[Axis, ...]:
             raise MetadataError(f"{where}: axis {entry!r} has no 'name'")
         name = entry["name"]
         kind = entry.get("type")
-        axes.append(
-            Axis(
-                name,
-                kind if isinstance(kind, str) else None,
-                check_unit(entry.get("unit"), name, where),
-            )
-        )
+        unit, problem = _unit(entry.get("unit"))
+        if problem:
+            problems.append(f"{name}: {problem}")
+        axes.append(Axis(name, kind if isinstance(kind, str) else None, unit))
     names = [a.name for a in axes]
     if len(set(names)) != len(names):
         raise MetadataError(f"{where}: duplicate axis names {names}")
+    if problems:
+        warnings.warn(
+            f"{where}: units that are not OME-NGFF unit names ({'; '.join(problems)})",
+            NgffComplianceWarning,
+            stacklevel=2,
+        )
     return tuple(axes)
 
 
