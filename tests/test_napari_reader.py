@@ -68,6 +68,37 @@ def test_declines_quietly(not_ours, recwarn, capsys):
     assert capsys.readouterr() == ("", "")
 
 
+def _candidates(path: str) -> set[str]:
+    """Plugins napari would consider for `path` (by manifest patterns; folders: all)."""
+    manager = PluginManager.instance()
+    manager.discover()
+    return {r.plugin_name for r in manager.iter_compatible_readers([path])}
+
+
+@pytest.mark.parametrize(
+    ("name", "ours"),
+    [
+        ("http://host/data/image.ome.zarr", True),
+        ("https://host/data/image.zarr/", True),
+        ("https://host/plate.zarr/A/1/0", True),
+        ("https://host/image.ozx", True),
+        ("https://host/image.tif", False),
+        ("store.zip", True),
+        ("store.ozx", True),
+        ("image.tif", False),
+    ],
+)
+def test_filename_patterns_reach_reader(tmp_path, name, ours):
+    path = name if "://" in name else str(tmp_path / name)
+    if "://" not in name:
+        Path(path).write_bytes(b"")
+    assert (PLUGIN in _candidates(path)) == ours
+
+
+def test_any_folder_reaches_reader(tmp_path):
+    assert PLUGIN in _candidates(str(cells(tmp_path, "0.5", "no-suffix-folder")))
+
+
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_list_of_paths(tmp_path, version):
     a = cells(tmp_path, version, "a.ome.zarr")
