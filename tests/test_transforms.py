@@ -159,3 +159,41 @@ def test_06_image_with_affine_and_channel_axis(tmp_path):
     # Level 0's own transform rotates: everything goes to the affine, over y and x only.
     assert image.scale == (1.0, 1.0, 1.0)
     np.testing.assert_allclose(image.affine, [[0, -0.5, 0], [0.5, 0, 0], [0, 0, 1]])
+
+
+def test_06_axes_follow_the_system_matching_the_arrays(tmp_path):
+    """A 2-D image placed in a 3-D world: the 2-D intrinsic system names the axes."""
+    group = zarr.open_group(tmp_path / "placed.zarr", mode="w", zarr_format=3)
+    group.create_array("0", shape=(4, 6), dtype="uint8", chunks=(4, 6))
+    space = [{"name": n, "type": "space", "unit": "micrometer"} for n in ("z", "y", "x")]
+    group.attrs["ome"] = {
+        "version": "0.6.dev2",
+        "multiscales": [
+            {
+                "coordinateSystems": [
+                    {"name": "world", "axes": space},
+                    {"name": "plane", "axes": space[1:]},
+                ],
+                "datasets": [
+                    {
+                        "path": "0",
+                        "coordinateTransformations": [
+                            {"type": "scale", "scale": [2, 3], "input": "0", "output": "plane"}
+                        ],
+                    }
+                ],
+                "coordinateTransformations": [
+                    {
+                        "type": "affine",
+                        "affine": [[0, 0, 5], [1, 0, 0], [0, 1, 0]],
+                        "input": "plane",
+                        "output": "world",
+                    }
+                ],
+            }
+        ],
+    }
+    with pytest.warns(NgffComplianceWarning, match="pixel grid"):
+        (image,) = read_ome_zarr(str(tmp_path / "placed.zarr"))
+    assert [a.name for a in image.axes] == ["y", "x"]
+    assert image.levels[0].shape == (4, 6)

@@ -111,6 +111,14 @@ class Multiscale:
     dataset_transforms: list[list[dict[str, Any]]]
     transforms: list[dict[str, Any]]
     raw: dict[str, Any] = field(default_factory=dict)
+    axes_options: list[tuple[Axis, ...]] = field(default_factory=list)
+
+    def axes_for(self, ndim: int) -> tuple[Axis, ...]:
+        """The axes for arrays of `ndim` dimensions (implied t,c,z,y,x before 0.3)."""
+        for option in self.axes_options:
+            if len(option) == ndim:
+                return option
+        return self.axes or implied_axes(ndim)
 
     def matrices(self, level: int, ndim: int, where: str) -> tuple[np.ndarray, np.ndarray]:
         """Homogeneous matrices of dataset `level` and of the whole multiscale."""
@@ -181,10 +189,11 @@ def check_unit(unit: Any, axis: str, where: str) -> str | None:
     return name
 
 
-def parse_axes(raw_axes: Any, where: str) -> tuple[Axis, ...]:
+def parse_axes(raw_axes: Any, where: str, *, quiet: bool = False) -> tuple[Axis, ...]:
     """Axes from 0.3 strings or 0.4+ objects; types of 0.3 names are implied.
 
-    Units that are not spec names are reported in one warning per axes list.
+    Units that are not spec names are reported in one warning per axes list
+    (unless `quiet`).
     """
     if not isinstance(raw_axes, list) or not raw_axes:
         raise MetadataError(f"{where}: 'axes' must be a non-empty list, got {raw_axes!r}")
@@ -205,7 +214,7 @@ def parse_axes(raw_axes: Any, where: str) -> tuple[Axis, ...]:
     names = [a.name for a in axes]
     if len(set(names)) != len(names):
         raise MetadataError(f"{where}: duplicate axis names {names}")
-    if problems:
+    if problems and not quiet:
         warnings.warn(
             f"{where}: units that are not OME-NGFF unit names ({'; '.join(problems)})",
             NgffComplianceWarning,
@@ -227,21 +236,30 @@ def _transform_io(transform: dict[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _coordinate_system_axes(ms: dict[str, Any], datasets: list[dict], where: str) -> tuple:
+def _coordinate_system_axes(ms: dict[str, Any], datasets: list[dict], where: str) -> list:
+    """Candidate axes of a 0.6 multiscale, best first.
+
+    The system the multiscale-level transforms lead to (the "world") comes
+    first, then the one level 0's transforms lead to, then the rest; the
+    reader keeps the first whose length matches the arrays.
+    """
     systems = {s.get("name"): s for s in ms.get("coordinateSystems") or [] if isinstance(s, dict)}
     if not systems:
         raise MetadataError(f"{where}: 0.6 multiscale has no 'coordinateSystems'")
-    # Prefer the system the multiscale-level transforms lead to (the "world"),
-    # else the one level 0's transforms lead to, else the first one listed.
-    candidates = [_transform_io(t, "output") for t in ms.get("coordinateTransformations") or []]
-    candidates += [
-        _transform_io(t, "output") for t in datasets[0].get("coordinateTransformations") or []
-    ]
-    candidates.append(next(iter(systems)))
-    for name in candidates:
-        if name in systems:
-            return parse_axes(systems[name].get("axes"), where)
-    return parse_axes(next(iter(systems.values())).get("axes"), where)
+    level0 = datasets[0].get("coordinateTransformations") or []
+    order = [_transform_io(t, "output") for t in ms.get("coordinateTransformations") or []]
+    order += [_transform_io(t, "output") for t in level0]
+    order += list(systems)
+    names = [n for i, n in enumerate(order) if n in systems and n not in order[:i]]
+    options = [parse_axes(systems[names[0]].get("axes"), where)]
+    for name in names[1:]:
+        # Fallbacks only: their problems matter only if one is used, and then
+        # they are the same axes the arrays show.
+        try:
+            options.append(parse_axes(systems[name].get("axes"), where, quiet=True))
+        except MetadataError:
+            continue
+    return options
 
 
 def parse_multiscale(attrs: dict[str, Any], where: str) -> Multiscale:
@@ -264,21 +282,21 @@ def parse_multiscale(attrs: dict[str, Any], where: str) -> Multiscale:
             raise MetadataError(f"{where}: dataset {ds!r} has no 'path'")
         paths.append(str(ds["path"]).strip("/"))
         dataset_transforms.append(list(ds.get("coordinateTransformations") or []))
+    options: list[tuple[Axis, ...]] = []
     if version == "0.6" or "coordinateSystems" in ms:
-        axes: tuple[Axis, ...] | None = _coordinate_system_axes(ms, datasets, where)
+        options = _coordinate_system_axes(ms, datasets, where)
     elif ms.get("axes"):
-        axes = parse_axes(ms["axes"], where)
-    else:
-        axes = None
+        options = [parse_axes(ms["axes"], where)]
     name = ms.get("name")
     return Multiscale(
         version=str(version_raw),
         name=name if isinstance(name, str) else None,
-        axes=axes,
+        axes=options[0] if options else None,
         paths=paths,
         dataset_transforms=dataset_transforms,
         transforms=list(ms.get("coordinateTransformations") or []),
         raw=ms,
+        axes_options=options,
     )
 
 

@@ -312,7 +312,7 @@ class Reader:
             if isinstance(arr, Exception):
                 level_where = self.loc.describe(self.loc.join(path, level_path))
                 raise _access_error(level_where, arr) from arr
-        axes = ms.axes or md.implied_axes(arrays[0].ndim)
+        axes = ms.axes_for(arrays[0].ndim)
         self._check_levels(where, ms.paths, arrays, len(axes))
         ndim = len(axes)
         try:

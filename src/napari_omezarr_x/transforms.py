@@ -61,6 +61,12 @@ def _affine(value: Any, ndim: int, where: str) -> np.ndarray:
             f"{where}: 'affine' has shape {mat.shape}, expected ({ndim}, {ndim + 1}) "
             f"or ({ndim + 1}, {ndim + 1})"
         )
+    if not np.allclose(mat[ndim], np.eye(1, ndim + 1, ndim)):
+        # e.g. a 3x3 matrix placing 2-D data in 3-D space, not a 2-D homogeneous affine.
+        raise MetadataError(
+            f"{where}: 'affine' does not map {ndim} axes to {ndim} axes (last row "
+            f"{mat[ndim].tolist()})"
+        )
     return mat
 
 
