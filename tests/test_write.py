@@ -194,20 +194,20 @@ def test_store_with_child_images_and_labels(tmp_path):
     path = tmp_path / "multi.ome.zarr"
     written = write_store(
         path,
-        [ImageSpec(a, axes="cyx"), ImageSpec(b, group="small", name="small")],
-        [LabelsSpec(lab, "mask"), LabelsSpec(b > 3, "thr", image_group="small")],
+        [ImageSpec(a, axes="cyx"), ImageSpec(b, group="more/small", name="small")],
+        [LabelsSpec(lab, "mask"), LabelsSpec(b > 3, "thr", image_group="more/small")],
     )
     assert written == [
         str(path),
-        str(path / "small"),
+        str(path / "more/small"),
         str(path / "labels/mask"),
-        str(path / "small/labels/thr"),
+        str(path / "more/small/labels/thr"),
     ]
     root, small = read_ome_zarr(str(path))[:2]
     assert [lab.name for lab in root.labels] == ["mask"]
-    assert small.path == "small"
+    assert small.path == "more/small"
     np.testing.assert_array_equal(np.asarray(small.labels[0].levels[0]), b > 3)
-    ome_zarr_models.open_ome_zarr(str(path / "small"))
+    ome_zarr_models.open_ome_zarr(str(path / "more/small"))
 
 
 def test_sharding_and_compression_options(tmp_path):
@@ -335,3 +335,38 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     write_image(tmp_path / "d.ome.zarr", np.zeros((4, 8, 8), np.uint8))
     with pytest.raises(ValueError, match="do not match"):
         add_labels(tmp_path / "d.ome.zarr", np.zeros((4, 8, 9), np.uint8), "x")
+
+
+def test_layout_of_a_layer_selection(tmp_path):
+    from napari_omezarr_x.layout import LayerInput, plan_layout
+
+    rng = np.random.default_rng(9)
+    t_series = rng.integers(0, 99, (3, 4, 20, 30), dtype=np.uint8)
+    photo = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    layers = [
+        LayerInput(t_series, "image", "a", axis_labels=("t", "z", "y", "x")),
+        LayerInput(t_series // 2, "image", "b", axis_labels=("t", "z", "y", "x")),
+        LayerInput(photo, "image", "photo/1", rgb=True, axis_labels=("y", "x")),
+        LayerInput(np.ones((20, 30), np.uint8), "labels", "labels"),
+        LayerInput(np.ones((3, 4, 20, 30), np.uint16), "labels", "cells"),
+        LayerInput(np.ones((5, 5, 5), np.uint16), "labels", "odd"),
+    ]
+    images, labels = plan_layout(layers)
+    assert [(spec.group, spec.axes) for spec in images] == [
+        ("", ["t", "c", "z", "y", "x"]),
+        ("photo_1", ["c", "y", "x"]),
+    ]
+    assert [(lab.name, lab.image_group) for lab in labels] == [
+        ("labels_", "photo_1"),
+        ("cells", ""),
+        ("odd", None),
+    ]
+    path = tmp_path / "layout.ome.zarr"
+    write_store(path, images, labels)
+    assert type(ome_zarr_models.open_ome_zarr(str(path / "odd"))).__name__ == "ImageLabel"
+    found = {image.path: image for image in read_ome_zarr(str(path))}
+    root, photo_img = found[""], found["photo_1"]
+    assert root.levels[0].shape == (3, 2, 4, 20, 30)
+    np.testing.assert_array_equal(np.asarray(root.levels[0])[:, 1], t_series // 2)
+    assert [c.label for c in photo_img.channels] == ["R", "G", "B"]
+    np.testing.assert_array_equal(np.asarray(photo_img.levels[0]), np.moveaxis(photo, -1, 0))

@@ -300,9 +300,10 @@ def create_arrays(root: Path, plans: Sequence[Plan]) -> list[list[Any]]:
     out = []
     for plan in plans:
         zfmt = 3 if plan.version == "0.5" else 2
-        group = zarr.open_group(
-            str(root / plan.rel) if plan.rel else str(root), mode="a", zarr_format=zfmt
-        )
+        # Every intermediate folder must be a zarr group for readers to walk down.
+        group = zarr.open_group(str(root), mode="a", zarr_format=zfmt)
+        for part in [p for p in plan.rel.split("/") if p]:
+            group = group.require_group(part)
         arrays = []
         for k, lv in enumerate(plan.levels):
             kwargs: dict[str, Any] = {

@@ -7,7 +7,8 @@ Rules (also in the README):
   image, any image of another shape gets a child group named after its first
   layer.
 - A labels layer goes to `labels/<layer name>` of the image whose layers have
-  its shape; the root image if none does.
+  its shape; the root image if none does, or a child group of its own when
+  it cannot fit the root image either (other dimensions).
 - Without image layers, the first labels layer is the root image.
 
 Nothing here imports napari: layers arrive as `LayerInput`.
@@ -81,13 +82,20 @@ def plan_layout(layers: Sequence[LayerInput]) -> tuple[list[ImageSpec], list[Lab
     for i, members in enumerate(groups.values()):
         gname = "" if i == 0 else group_name(members[0].name, taken)
         specs.append(_image_spec(members, gname))
-        group_of_shape.setdefault(members[0].shape, gname)
+        spatial = members[0].shape[:-1] if members[0].rgb else members[0].shape
+        group_of_shape.setdefault(spatial, gname)
 
     label_specs = []
     label_names: dict[str, set[str]] = {}
     for layer in labels:
-        image_group = group_of_shape.get(layer.shape, "")
-        name = group_name(layer.name, label_names.setdefault(image_group, set()))
+        image_group: str | None = group_of_shape.get(layer.shape, "")
+        if layer.shape not in group_of_shape and specs and not _fits(specs[0], layer.shape):
+            # Fits no image, not even the root: a label image of its own in a child group.
+            image_group = None
+        key = "/" if image_group is None else image_group
+        name = group_name(layer.name, label_names.setdefault(key, set(taken)))
+        if image_group is None:
+            taken.add(name)
         label_specs.append(
             LabelsSpec(
                 data=layer.data,
@@ -102,6 +110,13 @@ def plan_layout(layers: Sequence[LayerInput]) -> tuple[list[ImageSpec], list[Lab
             )
         )
     return specs, label_specs
+
+
+def _fits(image: ImageSpec, shape: tuple[int, ...]) -> bool:
+    """Whether labels of `shape` can sit under `image` (same dims, channel aside)."""
+    first = image.data[0] if is_multiscale(image.data) else image.data
+    ndim = len(first.shape) - (1 if image.channels and len(first.shape) > len(shape) else 0)
+    return ndim == len(shape)
 
 
 def _names(labels: Sequence[str] | None) -> list[str] | None:

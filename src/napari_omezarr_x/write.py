@@ -63,7 +63,8 @@ class ImageSpec:
 
 @dataclass
 class LabelsSpec:
-    """One label image, written to `labels/<name>` of the image at `image_group`.
+    """One label image, written to `labels/<name>` of the image at `image_group`
+    (with `image_group=None`: a label image of its own in the child group `name`).
 
     `colors` maps label values to RGBA (0-1 floats, or 0-255 integers), or is
     a function from an array of values to RGBA rows: it is then called with
@@ -72,7 +73,7 @@ class LabelsSpec:
 
     data: Any
     name: str
-    image_group: str = ""
+    image_group: str | None = ""
     axes: Sequence[str | Axis] | str | None = None
     units: Sequence[str | None] | None = None
     scale: Sequence[float] | None = None
@@ -293,6 +294,8 @@ def write_store(
             # A labels-only store: the first label image is the root image.
             rel, source = "", None
             groups.add("")
+        elif spec.image_group is None:
+            rel, source = spec.name, None
         else:
             if spec.image_group not in groups:
                 raise ValueError(f"labels {spec.name!r}: no image at group {spec.image_group!r}")
