@@ -3,7 +3,8 @@
 A path may point inside a store (`image.zarr/labels/cells`, `plate.ozx/A/1`);
 `open_location` finds the store root and the group path inside it, so the
 reader can see the context (the parent image of a label, the OME-XML of a
-bioformats2raw collection). Only the public zarr v3 API is used.
+bioformats2raw collection). Only the public zarr v3 API is used; zarr is
+imported on first use so that napari's cheap "is this mine?" check stays cheap.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import zarr
-import zarr.storage
-from zarr.abc.store import Store
-
 from .errors import StoreAccessError
+
+if TYPE_CHECKING:
+    from zarr.abc.store import Store
 
 ZIP_SUFFIXES = (".zip", ".ozx")
 METADATA_FILES = ("zarr.json", ".zattrs", ".zgroup")
@@ -153,6 +153,8 @@ def _open_http(url: str) -> Location:
             )
         }
     }
+    import zarr.storage
+
     try:
         store = zarr.storage.FsspecStore.from_url(root, storage_options=options, read_only=True)
     except (OSError, ValueError, ImportError) as exc:
@@ -172,6 +174,8 @@ def _open_zip(file: Path, inner: str) -> Location:
         tops = {n.split("/", 1)[0] for n in names if "/" in n}
         if len(tops) == 1:
             prefix = tops.pop()
+    import zarr.storage
+
     try:
         store = zarr.storage.ZipStore(file, mode="r")
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
@@ -201,6 +205,8 @@ def open_location(path: str | Path) -> Location:
     root, inner = _local_root(local)
     if sidecar is None and (root.parent / "METADATA.ome.xml").is_file():
         sidecar = root.parent / "METADATA.ome.xml"
+    import zarr.storage
+
     store = zarr.storage.LocalStore(root, read_only=True)
     return Location(store=store, root=str(root), path=inner, kind="local", sidecar=sidecar)
 
