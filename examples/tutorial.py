@@ -197,6 +197,17 @@ def main(argv: list[str] | None = None) -> None:
         base_url = stack.enter_context(serve(folder))
         viewer = napari.Viewer(title="OME-Zarr tutorial (napari-omezarr-x)")
         results = run(folder, base_url, viewer)
+        # Side by side, two layers a tile: local image + labels, the nested store's two
+        # images, and the image + labels read over HTTP.
+        viewer.grid.stride = 2
+        viewer.grid.enabled = True
+        for name, colormap in (("membranes", "green"), ("nuclei (binned 2x2)", "magenta")):
+            viewer.layers[name].colormap = colormap  # these two have no omero settings
+            viewer.layers[name].blending = "additive"
+        for layer in viewer.layers:
+            if layer.metadata["omezarr"]["kind"] == "labels":
+                layer.contour = 2  # outlines, so the nuclei stain shows through
+        viewer.reset_view()
         print(f"Wrote {results.image_path} and {results.nested_path}; served at {base_url}")
         print("Pyramid level shapes:", results.level_shapes)
         print("Nuclei found by the watershed:", int(results.labels.max()))
