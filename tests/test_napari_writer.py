@@ -95,6 +95,12 @@ def test_save_labels_alone_is_a_label_image(make_napari_viewer, tmp_path, volume
     assert type(model).__name__ == "ImageLabel"
     (image,) = read_ome_zarr(str(tmp_path / "mask.zarr"))
     np.testing.assert_array_equal(np.asarray(image.levels[0]), volume > 100)
+    # Saving it again replaces that label image (it is no image to add labels to).
+    viewer.layers["mask"].data = (volume > 10).astype(np.uint16)
+    viewer.layers.save(str(tmp_path / "mask.zarr"), plugin=PLUGIN)
+    (image,) = read_ome_zarr(str(tmp_path / "mask.zarr"))
+    np.testing.assert_array_equal(np.asarray(image.levels[0]), volume > 10)
+    assert not (tmp_path / "mask.zarr" / "labels").exists()
 
 
 def test_save_labels_onto_existing_image_adds_them(make_napari_viewer, tmp_path, volume):

@@ -354,13 +354,14 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise MetadataError(f"{path}: cannot read metadata ({err})") from err
 
 
-def _image_info(image: Path) -> tuple[str, dict[str, Any]]:
-    """NGFF version and first multiscale of the image group at `image`."""
+def _image_info(image: Path) -> tuple[str, dict[str, Any], bool]:
+    """NGFF version, first multiscale of the image group at `image`, and whether
+    it is itself a label image."""
     if (image / "zarr.json").is_file():
         attrs = _read_json(image / "zarr.json").get("attributes", {})
-        ome = attrs.get("ome", {})
-        version = str(ome.get("version", "0.5"))
-        multiscales = ome.get("multiscales")
+        attrs = attrs.get("ome", {})
+        version = str(attrs.get("version", "0.5"))
+        multiscales = attrs.get("multiscales")
     elif (image / ".zattrs").is_file():
         attrs = _read_json(image / ".zattrs")
         multiscales = attrs.get("multiscales")
@@ -373,16 +374,17 @@ def _image_info(image: Path) -> tuple[str, dict[str, Any]]:
         raise MetadataError(
             f"{image}: labels can be added to OME-NGFF 0.4 or 0.5 images, this is {version}"
         )
-    return version, multiscales[0]
+    return version, multiscales[0], "image-label" in attrs
 
 
 def is_image(path: str | Path) -> bool:
-    """True when `path` is a local OME-Zarr image (0.4 or 0.5) labels can be added to."""
+    """True when `path` is a local OME-Zarr image (0.4 or 0.5, not itself a label
+    image) that labels can be added to."""
     try:
-        _image_info(Path(path))
+        _, _, is_label = _image_info(Path(path))
     except (OSError, ValueError):
         return False
-    return True
+    return not is_label
 
 
 def _level0_geometry(image: Path, ms: dict[str, Any]) -> tuple[list[Axis], list, list, tuple]:
@@ -443,7 +445,7 @@ def add_labels(
         raise NotOmeZarrError(f"{image}: no OME-Zarr image folder there")
     if not name or "/" in name or name.startswith(".") or name in ("labels",):
         raise ValueError(f"{name!r} is not a usable label name")
-    version, ms = _image_info(image)
+    version, ms, _ = _image_info(image)
     axes, scale, trans, shape = _level0_geometry(image, ms)
     img_factors = _image_factors(ms, scale)
     ndim = len(data[0].shape if isinstance(data, Sequence) else data.shape)
