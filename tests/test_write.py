@@ -333,8 +333,20 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="space axes last"):
         write_image(tmp_path / "c.ome.zarr", np.zeros((4, 4, 3), np.uint8), axes="yxc")
     write_image(tmp_path / "d.ome.zarr", np.zeros((4, 8, 8), np.uint8))
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(ValueError, match=r"of shape \(4, 8, 9\) do not fit the image"):
         add_labels(tmp_path / "d.ome.zarr", np.zeros((4, 8, 9), np.uint8), "x")
+
+
+def test_labels_may_leave_out_channel_and_single_time_point(tmp_path):
+    path = tmp_path / "tc.ome.zarr"
+    write_image(path, np.zeros((1, 2, 4, 16, 16), np.uint8), axes="tczyx", scale=(1, 1, 2, 1, 1))
+    labels = np.arange(4 * 16 * 16, dtype=np.uint32).reshape(4, 16, 16) % 5
+    add_labels(path, labels, "nuclei")
+    (lab,) = read_ome_zarr(str(path))[0].labels
+    assert [a.name for a in lab.axes] == ["z", "y", "x"]
+    assert lab.scale == pytest.approx((2, 1, 1))
+    np.testing.assert_array_equal(np.asarray(lab.levels[0]), labels)
+    ome_zarr_models.open_ome_zarr(str(path))
 
 
 def test_layout_of_a_layer_selection(tmp_path):

@@ -23,6 +23,7 @@ Conventions (also stated in the README):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
@@ -134,11 +135,7 @@ def downsample_block(block: np.ndarray, step: Sequence[int], method: Method) -> 
     if method == "mean":
         return _block_mean(block, halved)
     if method == "mode":
-        split: list[int] = []
-        for n, s in zip(block.shape, step, strict=True):
-            split += [n // 2, 2] if s == 2 else [n]
-        pair_axes = tuple(i + k + 1 for k, i in enumerate(halved))
-        return _block_mode(block.reshape(split), pair_axes)
+        return _block_mode(block, halved)
     raise ValueError(f"unknown downsampling method {method!r}: use 'mean', 'mode' or 'nearest'")
 
 
@@ -179,19 +176,24 @@ def _block_mean(block: np.ndarray, axes: Sequence[int]) -> np.ndarray:
     return (_pair_sum(block, axes, wide) / count).astype(dtype)
 
 
-def _block_mode(view: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    # Move the 2x..x2 pair axes last and flatten them: one row of candidates
-    # per output pixel, in C order (the first candidate is the top-left one).
-    keep = [i for i in range(view.ndim) if i not in axes]
-    cand = np.transpose(view, keep + list(axes))
-    out_shape = cand.shape[: len(keep)]
-    cand = cand.reshape(-1, 2 ** len(axes))
-    best = cand[:, 0].copy()
+def _block_mode(block: np.ndarray, axes: Sequence[int]) -> np.ndarray:
+    """Most frequent value of each 2-block along `axes`, from strided views (no copy)."""
+    cands = []
+    for offsets in itertools.product((0, 1), repeat=len(axes)):
+        index = [slice(None)] * block.ndim
+        for axis, off in zip(axes, offsets, strict=True):
+            index[axis] = slice(off, None, 2)
+        cands.append(block[tuple(index)])
+    # C order of the offsets: the first candidate is the block's top-left pixel.
+    best = cands[0].copy()
+    mixed = np.zeros(best.shape, dtype=bool)
+    for cand in cands[1:]:
+        mixed |= cand != cands[0]
     # Label images are mostly uniform blocks: vote only where a block is mixed.
-    mixed = np.flatnonzero((cand[:, 1:] != best[:, None]).any(axis=1))
-    if mixed.size:
-        best[mixed] = _vote(cand[mixed])
-    return best.reshape(out_shape)
+    where = np.nonzero(mixed)
+    if where[0].size:
+        best[where] = _vote(np.stack([cand[where] for cand in cands], axis=1))
+    return best
 
 
 def _vote(rows: np.ndarray) -> np.ndarray:

@@ -448,21 +448,13 @@ def add_labels(
     version, ms, _ = _image_info(image)
     axes, scale, trans, shape = _level0_geometry(image, ms)
     img_factors = _image_factors(ms, scale)
-    ndim = len(data[0].shape if isinstance(data, Sequence) else data.shape)
-    keep = list(range(len(axes)))
-    if ndim == len(axes) - 1:
-        keep = [i for i, a in enumerate(axes) if a.type != "channel"]
-    spatial_img = tuple(shape[i] for i in keep if axes[i].type == "space")
     dshape = tuple(data[0].shape if isinstance(data, Sequence) else data.shape)
-    spatial_lab = (
-        tuple(dshape[j] for j, i in enumerate(keep) if axes[i].type == "space")
-        if len(keep) == ndim
-        else None
-    )
-    if spatial_lab != spatial_img:
+    keep = _label_axes(axes, shape, dshape)
+    if keep is None or tuple(shape[i] for i in keep) != dshape:
         raise ValueError(
-            f"{image}: labels {name!r} of shape {dshape} do not match the image's "
-            f"spatial shape {spatial_img} (axes {[a.name for a in axes]})"
+            f"{image}: labels {name!r} of shape {dshape} do not fit the image of shape "
+            f"{shape} (axes {''.join(a.name for a in axes)}): give the image's shape, "
+            "leaving out only its channel axis and length-1 axes"
         )
     plan = make_plan(
         "",
@@ -489,6 +481,22 @@ def add_labels(
     _write_plans(target, [plan], progress, overwrite=True)
     _update_labels_list(labels_dir, version, name)
     return str(target)
+
+
+def _label_axes(
+    axes: Sequence[Axis], shape: tuple[int, ...], dshape: tuple[int, ...]
+) -> list[int] | None:
+    """Which image axes labels of shape `dshape` have: all of them, or all but
+    the channel axis and then leading length-1 non-space axes (t of one point)."""
+    keep = list(range(len(axes)))
+    if len(dshape) < len(keep):
+        keep = [i for i in keep if axes[i].type != "channel"]
+    for i in list(keep):
+        if len(dshape) >= len(keep):
+            break
+        if axes[i].type != "space" and shape[i] == 1:
+            keep.remove(i)
+    return keep if len(keep) == len(dshape) else None
 
 
 def _update_labels_list(labels_dir: Path, version: str, name: str) -> None:
