@@ -19,6 +19,7 @@ import numpy as np
 from . import metadata as md
 from .errors import MetadataError, NgffComplianceWarning, OmeZarrXError
 from .model import Image
+from .store import parallel
 
 if TYPE_CHECKING:
     from .read import Node, Reader
@@ -55,8 +56,6 @@ def _field_paths(attrs: dict[str, Any]) -> list[str]:
 
 def _read_fields(reader: Reader, paths: list[str]) -> list[Image | None]:
     """Images at `paths` read concurrently; a broken one warns and gives None."""
-    from .read import parallel
-
     results = parallel([lambda p=p: reader.read_image(p, reader.group(p)) for p in paths])
     images: list[Image | None] = []
     for path, result in zip(paths, results, strict=True):

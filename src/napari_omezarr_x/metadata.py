@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -388,3 +389,13 @@ def label_names(attrs: dict[str, Any]) -> list[str]:
     """Names listed by a `labels` group."""
     names = ome_attributes(attrs).get("labels")
     return [str(n).strip("/") for n in names] if isinstance(names, list) else []
+
+
+def ome_xml_image_names(data: bytes, where: str) -> list[str]:
+    """Image names, in series order, from a bioformats2raw OME-XML document."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        warnings.warn(f"{where}: unreadable OME-XML: {exc}", NgffComplianceWarning, stacklevel=2)
+        return []
+    return [el.get("Name") or "" for el in root if el.tag.rsplit("}", 1)[-1] == "Image"]

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 import warnings
-import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -39,13 +36,13 @@ from .store import (
     is_url,
     layout1_data_dir,
     open_location,
+    parallel,
     read_local_attrs,
+    to_dask,
 )
 from .transforms import placement
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-_MAX_WORKERS = 16
 _MAX_NESTED_DEPTH = 3
 
 
@@ -93,21 +90,6 @@ def read_ome_zarr(path: str) -> list[Image]:
         # it on every array, which tells a napari user nothing they can act on.
         warnings.filterwarnings("ignore", message="Found an empty list of filters")
         return Reader(location).read()
-
-
-def parallel(calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
-    """Run independent I/O calls concurrently; each result or the exception it raised."""
-
-    def run(call: Callable[[], T]) -> T | Exception:
-        try:
-            return call()
-        except Exception as exc:  # handed back to the caller to judge
-            return exc
-
-    if len(calls) <= 1:
-        return [run(c) for c in calls]
-    with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(calls))) as pool:
-        return list(pool.map(run, calls))
 
 
 def _is_missing(exc: Exception) -> bool:
@@ -512,55 +494,4 @@ class Reader:
         data = self.loc.read_bytes(self.loc.join(path, "OME", "METADATA.ome.xml"))
         if data is None and self.loc.sidecar is not None:
             data = self.loc.sidecar.read_bytes()
-        if not data:
-            return []
-        try:
-            root = ET.fromstring(data)
-        except ET.ParseError as exc:
-            warnings.warn(
-                f"{self.loc.describe(path)}: unreadable OME-XML: {exc}",
-                NgffComplianceWarning,
-                stacklevel=2,
-            )
-            return []
-        return [el.get("Name") or "" for el in root if el.tag.rsplit("}", 1)[-1] == "Image"]
-
-
-class ChunkSource:
-    """A zarr array whose read errors name the array and the region.
-
-    An undecodable chunk or a dropped connection surfaces when napari draws,
-    far from the open call; this makes that message say which array failed.
-    """
-
-    def __init__(self, array: Any, where: str) -> None:
-        self.array = array
-        self.where = where
-        self.shape = tuple(array.shape)
-        self.dtype = array.dtype
-        self.ndim = array.ndim
-
-    def __getitem__(self, key: Any) -> Any:
-        try:
-            return self.array[key]
-        except Exception as exc:
-            raise StoreAccessError(
-                f"{self.where}: cannot read chunk data at {key}: {type(exc).__name__}: {exc}"
-            ) from exc
-
-
-def to_dask(arr: Any, where: str) -> Any:
-    """A lazy dask view of a zarr array, chunked as stored (inner chunks when sharded).
-
-    `meta` is given so dask does not read from the array to learn its type.
-    """
-    import dask.array as da
-
-    return da.from_array(
-        ChunkSource(arr, where),
-        chunks=arr.chunks,
-        name=f"omezarrx-{uuid.uuid4().hex}",
-        meta=np.empty((0,) * arr.ndim, dtype=arr.dtype),
-        inline_array=True,
-        asarray=False,
-    )
+        return md.ome_xml_image_names(data, self.loc.describe(path)) if data else []

@@ -10,16 +10,24 @@ imported on first use so that napari's cheap "is this mine?" check stays cheap.
 from __future__ import annotations
 
 import json
+import uuid
 import zipfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
+
+import numpy as np
 
 from .errors import StoreAccessError
 
 if TYPE_CHECKING:
     from zarr.abc.store import Store
+
+T = TypeVar("T")
+_MAX_WORKERS = 16
 
 ZIP_SUFFIXES = (".zip", ".ozx")
 METADATA_FILES = ("zarr.json", ".zattrs", ".zgroup")
@@ -229,3 +237,58 @@ def read_local_attrs(folder: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def parallel(calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
+    """Run independent I/O calls concurrently; each result or the exception it raised."""
+
+    def run(call: Callable[[], T]) -> T | Exception:
+        try:
+            return call()
+        except Exception as exc:  # handed back to the caller to judge
+            return exc
+
+    if len(calls) <= 1:
+        return [run(c) for c in calls]
+    with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(calls))) as pool:
+        return list(pool.map(run, calls))
+
+
+class ChunkSource:
+    """A zarr array whose read errors name the array and the region.
+
+    An undecodable chunk or a dropped connection surfaces when napari draws,
+    far from the open call; this makes that message say which array failed.
+    """
+
+    def __init__(self, array: Any, where: str) -> None:
+        self.array = array
+        self.where = where
+        self.shape = tuple(array.shape)
+        self.dtype = array.dtype
+        self.ndim = array.ndim
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self.array[key]
+        except Exception as exc:
+            raise StoreAccessError(
+                f"{self.where}: cannot read chunk data at {key}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def to_dask(arr: Any, where: str) -> Any:
+    """A lazy dask view of a zarr array, chunked as stored (inner chunks when sharded).
+
+    `meta` is given so dask does not read from the array to learn its type.
+    """
+    import dask.array as da
+
+    return da.from_array(
+        ChunkSource(arr, where),
+        chunks=arr.chunks,
+        name=f"omezarrx-{uuid.uuid4().hex}",
+        meta=np.empty((0,) * arr.ndim, dtype=arr.dtype),
+        inline_array=True,
+        asarray=False,
+    )
