@@ -270,12 +270,18 @@ def _as_dask(
     """`arr` as a dask array in whole write units; a dask input already chunked
     that way (and not in huge chunks) is kept as is, saving a rechunk."""
     if isinstance(arr, da_mod.Array):
+        limit = 4 * pyramid.BLOCK_BYTES
         biggest = math.prod(max(axis) for axis in arr.chunks) * arr.dtype.itemsize
-        if (
-            pyramid.aligned_chunks(arr.chunks, unit, even) is None
-            and biggest <= 4 * pyramid.BLOCK_BYTES
-        ):
+        if pyramid.aligned_chunks(arr.chunks, unit, even) is None and biggest <= limit:
             return arr
+        # Blocks that are whole input chunks and whole write units at once make the
+        # rechunk a pure merge: no input chunk is read twice or held for long.
+        merged = tuple(
+            min(math.lcm(axis[0], u * (2 if ev and u % 2 else 1)), n)
+            for axis, u, ev, n in zip(arr.chunks, unit, even, arr.shape, strict=True)
+        )
+        if math.prod(merged) * arr.dtype.itemsize <= limit:
+            return arr.rechunk(merged)
         return arr.rechunk(blocks)
     return da_mod.from_array(arr, chunks=blocks, asarray=True, lock=False)
 
