@@ -379,3 +379,31 @@ def test_v2_group_without_zgroup(tmp_path):
         (image,) = read_ome_zarr(str(path))
     assert image.levels[0].shape == (1, 2, 3, 8, 8)
     assert [lab.name for lab in image.labels] == ["cells"]
+
+
+@pytest.mark.parametrize(
+    ("target", "content", "error", "message"),
+    [
+        (
+            "0/zarr.json",
+            '{"zarr_format": 3, "node_type": "array"}',
+            MetadataError,
+            r"img\.zarr/0: invalid zarr metadata",
+        ),
+        ("zarr.json", "[]", MetadataError, r"img\.zarr: invalid zarr metadata"),
+        ("zarr.json", b"\xff\xfe{}", MetadataError, r"img\.zarr: malformed JSON"),
+    ],
+    ids=["array-without-dtype", "json-list", "not-utf8"],
+)
+def test_broken_zarr_metadata_names_path(tmp_path, target, content, error, message):
+    path = write_image(tmp_path / "img.zarr", "0.5", shape=(8, 8), levels=1)
+    file = path / target
+    file.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(error, match=message):
+        read_ome_zarr(str(path))
+
+
+def test_opening_an_array_says_so(tmp_path):
+    path = write_image(tmp_path / "img.zarr", "0.5", shape=(8, 8), levels=1)
+    with pytest.raises(NotOmeZarrError, match=r"img\.zarr/0: is a zarr array"):
+        read_ome_zarr(str(path / "0"))

@@ -94,9 +94,7 @@ def read_ome_zarr(path: str) -> list[Image]:
 
 def _is_missing(exc: Exception) -> bool:
     """Whether a zarr/store error means "nothing there" (zarr's *NotFoundError family)."""
-    return isinstance(exc, FileNotFoundError | KeyError) or type(exc).__name__.endswith(
-        "NotFoundError"
-    )
+    return isinstance(exc, FileNotFoundError) or type(exc).__name__.endswith("NotFoundError")
 
 
 def _access_error(where: str, exc: Exception) -> OmeZarrXError:
@@ -107,8 +105,10 @@ def _access_error(where: str, exc: Exception) -> OmeZarrXError:
         return MetadataError(f"{where}: malformed JSON metadata: {exc}")
     if _is_missing(exc):
         return MetadataError(f"{where}: missing zarr group or array")
-    if isinstance(exc, ValueError | TypeError):
-        return MetadataError(f"{where}: invalid zarr metadata: {exc}")
+    if type(exc).__name__ == "ContainsArrayError":
+        return NotOmeZarrError(f"{where}: is a zarr array, not a group; open the image holding it")
+    if isinstance(exc, ValueError | TypeError | KeyError | AttributeError):
+        return MetadataError(f"{where}: invalid zarr metadata: {type(exc).__name__}: {exc}")
     return StoreAccessError(f"{where}: cannot read: {type(exc).__name__}: {exc}")
 
 
