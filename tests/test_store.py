@@ -19,7 +19,7 @@ from napari_omezarr_x import store as store_mod
 from napari_omezarr_x.errors import StoreAccessError
 from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
 from napari_omezarr_x.store import open_location
-from ngff_fixtures import write_image
+from ngff_fixtures import write_image, write_plate
 
 METADATA_NAMES = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")
 
@@ -183,9 +183,18 @@ def test_bioformats2raw_layout1_folder(corpus_dir):
         assert image.path == "0"
 
 
-def test_open_reads_no_chunks(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: write_image(p, "0.5-sharded", labels={"cells": {}}),
+        lambda p: write_image(p, "0.4", labels={"cells": {}}),
+        lambda p: write_plate(p, "0.5", labels=True),
+    ],
+    ids=["image-0.5-sharded", "image-0.4", "plate-0.5"],
+)
+def test_open_reads_no_chunks(tmp_path, monkeypatch, make):
     """Opening touches metadata documents only; chunks are read on compute."""
-    folder = write_image(tmp_path / "img.zarr", "0.5-sharded", labels={"cells": {}})
+    folder = make(tmp_path / "img.zarr")
     keys: list[str] = []
     original = zarr.storage.LocalStore.get
 
