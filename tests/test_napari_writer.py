@@ -138,3 +138,40 @@ def test_multiscale_layer_keeps_its_levels(make_napari_viewer, tmp_path):
     (image,) = read_ome_zarr(written[0])
     assert len(image.levels) == 2
     np.testing.assert_array_equal(np.asarray(image.levels[1]), level1)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_open_then_save_keeps_metadata(make_napari_viewer, tmp_path, version):
+    from napari_omezarr_x.model import Channel
+    from napari_omezarr_x.write import add_labels
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 4000, (2, 4, 96, 64), dtype=np.uint16)
+    source = tmp_path / "src.ome.zarr"
+    channels = [
+        Channel(label="a", color="FF0000", start=10, end=1000, min=0, max=4000),
+        Channel(label="b", color="00FF00", start=5, end=3000, min=0, max=4000, active=False,
+                raw={"family": "linear", "coefficient": 1.0}),
+    ]  # fmt: skip
+    write_image(
+        source, data, axes="czyx", units=(None, "micrometer", "micrometer", "micrometer"),
+        scale=(1, 2, 0.5, 0.5), translate=(0, 1, 2, 3), name="cells", channels=channels,
+        version=version, chunks=(1, 1, 32, 32),
+    )  # fmt: skip
+    add_labels(source, (data[0] > 3500).astype(np.uint8) * 7, "mask", colors={7: (1, 0, 1, 1)},
+               properties=[{"label-value": 7, "kind": "x"}])  # fmt: skip
+    viewer = make_napari_viewer()
+    viewer.open(str(source), plugin=PLUGIN)
+    written = viewer.layers.save(str(tmp_path / "copy"), plugin=PLUGIN)
+
+    assert written == [str(tmp_path / "copy.ome.zarr"), str(tmp_path / "copy.ome.zarr/labels/mask")]
+    before, after = read_ome_zarr(str(source))[0], read_ome_zarr(written[0])[0]
+    assert after.version == version
+    for field in ("name", "scale", "translate", "axes"):
+        assert getattr(after, field) == getattr(before, field)
+    assert [c.raw for c in after.channels] == [c.raw for c in before.channels]
+    assert [lv.shape for lv in after.levels] == [lv.shape for lv in before.levels]
+    np.testing.assert_array_equal(np.asarray(after.levels[1]), np.asarray(before.levels[1]))
+    (lab_before,), (lab_after,) = before.labels, after.labels
+    assert lab_after.label.colors == lab_before.label.colors
+    assert lab_after.label.properties == lab_before.label.properties

@@ -78,7 +78,12 @@ class Plan:
             if callable(colors):
                 values = present if present is not None else np.zeros(0, dtype=np.int64)
                 rgba = np.asarray(colors(values), dtype=float).reshape(len(values), -1)
-                colors = {int(v): tuple(c) for v, c in zip(values, rgba, strict=True)}
+                # The transparent background napari gives 0 is not a label colour.
+                colors = {
+                    int(v): tuple(c)
+                    for v, c in zip(values, rgba, strict=True)
+                    if v != 0 or c[-1] > 0
+                }
             content["image-label"] = image_label_json(
                 colors or {},
                 self.label.get("properties") or [],

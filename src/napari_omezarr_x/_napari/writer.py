@@ -32,7 +32,23 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
         return _add_labels(target, layers)
     images, labels = plan_layout(layers)
     with _ProgressBar(f"Saving {target.name}") as report:
-        return write_store(target, images, labels, overwrite=True, progress=report)
+        return write_store(
+            target,
+            images,
+            labels,
+            version=_version(layer_data),
+            overwrite=True,
+            progress=report,
+        )
+
+
+def _version(layer_data: list[tuple[Any, dict, str]]) -> str:
+    """NGFF 0.4 when every layer was opened from a 0.4 store, else 0.5 (the default)."""
+    versions = {
+        str(((meta.get("metadata") or {}).get("omezarr") or {}).get("version"))
+        for _, meta, _ in layer_data
+    }
+    return "0.4" if versions == {"0.4"} else "0.5"
 
 
 def write_image(path: str, data: Any, meta: dict) -> list[str]:
@@ -98,7 +114,10 @@ def _layer_input(data: Any, meta: dict, kind: str) -> LayerInput:
 
 
 def _channel(data: Any, meta: dict, raw: dict | None) -> Channel:
-    """omero channel settings from an image layer's colormap, contrast and visibility."""
+    """omero channel settings from an image layer's colormap, contrast and visibility.
+
+    The label is the layer name, or the file's own channel label while the layer
+    keeps the name the reader gave it ("<image>: <channel>")."""
     from napari.utils.colormaps import ensure_colormap
 
     colors = np.asarray(ensure_colormap(meta.get("colormap", "gray")).colors)
@@ -114,8 +133,12 @@ def _channel(data: Any, meta: dict, raw: dict | None) -> Channel:
         lo, hi = start, end
     vmin = min(float(window.get("min", lo)), start)
     vmax = max(float(window.get("max", hi)), end)
+    label = str(meta.get("name"))
+    raw_label = raw.get("label")
+    if raw_label is not None and (label == raw_label or label.endswith(f": {raw_label}")):
+        label = str(raw_label)
     return Channel(
-        label=str(meta.get("name")),
+        label=label,
         color="".join(f"{round(float(v) * 255):02X}" for v in rgb[:3]),
         start=start,
         end=end,
