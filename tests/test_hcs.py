@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tracemalloc
+import warnings
 
 import pytest
 import zarr
@@ -128,3 +129,16 @@ def test_fields_of_different_sizes_are_padded(tmp_path):
     assert (data[8:14, 16:21] == 7).all()
     assert not data[14:, 16:].any()
     assert not data[8:, 21:].any()
+
+
+def test_field_warnings_are_summarised(tmp_path):
+    path = write_plate(tmp_path / "p.zarr", "0.4", fields=1, shape=(4, 4))
+    for well in ("A/1", "B/3"):
+        attrs_file = path / well / "0" / ".zattrs"
+        attrs_file.write_text(attrs_file.read_text().replace('"micrometer"', '"pixel"'))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_ome_zarr(str(path))
+    messages = [str(w.message) for w in caught if issubclass(w.category, NgffComplianceWarning)]
+    assert len(messages) == 1
+    assert messages[0].startswith("2 fields of 2: <field>: units that are not OME-NGFF")

@@ -55,17 +55,36 @@ def _field_paths(attrs: dict[str, Any]) -> list[str]:
 
 
 def _read_fields(reader: Reader, paths: list[str]) -> list[Image | None]:
-    """Images at `paths` read concurrently; a broken one warns and gives None."""
-    results = parallel([lambda p=p: reader.read_image(p, reader.group(p)) for p in paths])
+    """Images at `paths` read concurrently; a broken one gives None.
+
+    Fields of one plate usually share their flaws (the same odd unit in 384
+    wells): warnings are summarised, one per distinct problem, with a count.
+    """
+    wheres = [reader.loc.describe(p) for p in paths]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = parallel([lambda p=p: reader.read_image(p, reader.group(p)) for p in paths])
     images: list[Image | None] = []
-    for path, result in zip(paths, results, strict=True):
+    for where, result in zip(wheres, results, strict=True):
         if isinstance(result, Exception):
-            where = reader.loc.describe(path)
             message = str(result) if isinstance(result, OmeZarrXError) else f"{where}: {result}"
             warnings.warn(f"field skipped: {message}", NgffComplianceWarning, stacklevel=2)
             images.append(None)
         else:
             images.append(result)
+    problems: dict[tuple[type[Warning], str], list[str]] = {}
+    for record in caught:
+        text = str(record.message)
+        for where in sorted(wheres, key=len, reverse=True):
+            text = text.replace(where, "<field>")
+        problems.setdefault((record.category, text), []).append(str(record.message))
+    for (category, text), originals in problems.items():
+        if len(originals) == 1:
+            warnings.warn(originals[0], category, stacklevel=2)
+        else:
+            warnings.warn(
+                f"{len(originals)} fields of {len(paths)}: {text}", category, stacklevel=2
+            )
     return images
 
 
