@@ -62,7 +62,7 @@ def _read_fields(reader: Reader, paths: list[str]) -> list[Image | None]:
     """
     wheres = [reader.loc.describe(p) for p in paths]
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", NgffComplianceWarning)
         results = parallel([lambda p=p: reader.read_image(p, reader.group(p)) for p in paths])
     images: list[Image | None] = []
     for where, result in zip(wheres, results, strict=True):
@@ -74,6 +74,9 @@ def _read_fields(reader: Reader, paths: list[str]) -> list[Image | None]:
             images.append(result)
     problems: dict[tuple[type[Warning], str], list[str]] = {}
     for record in caught:
+        if not issubclass(record.category, NgffComplianceWarning):
+            warnings.warn(record.message, record.category, stacklevel=2)
+            continue
         text = str(record.message)
         for where in sorted(wheres, key=len, reverse=True):
             text = text.replace(where, "<field>")
