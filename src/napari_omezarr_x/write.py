@@ -17,7 +17,6 @@ downsampling and the translation of pyramid levels.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Sequence
@@ -26,9 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from . import _atomic, pyramid
+from ._existing import (
+    image_factors,
+    image_info,
+    label_axes,
+    level0_geometry,
+    update_labels_list,
+)
 from ._plan import CLEVEL, Colors, Plan, Progress, create_arrays, make_plan, store_plans
 from ._write_meta import VERSIONS
-from .errors import MetadataError, NotOmeZarrError, StoreExistsError
+from .errors import NotOmeZarrError, StoreExistsError
 from .model import Axis, Channel
 
 log = logging.getLogger(__name__)
@@ -347,74 +353,14 @@ def _label_factors(
     return [tuple(f[i] for i in keep) for f in factors]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise MetadataError(f"{path}: cannot read metadata ({err})") from err
-
-
-def _image_info(image: Path) -> tuple[str, dict[str, Any], bool]:
-    """NGFF version, first multiscale of the image group at `image`, and whether
-    it is itself a label image."""
-    if (image / "zarr.json").is_file():
-        attrs = _read_json(image / "zarr.json").get("attributes", {})
-        attrs = attrs.get("ome", {})
-        version = str(attrs.get("version", "0.5"))
-        multiscales = attrs.get("multiscales")
-    elif (image / ".zattrs").is_file():
-        attrs = _read_json(image / ".zattrs")
-        multiscales = attrs.get("multiscales")
-        version = str((multiscales or [{}])[0].get("version", "0.4"))
-    else:
-        raise NotOmeZarrError(f"{image}: not an OME-Zarr image (no zarr.json or .zattrs)")
-    if not multiscales:
-        raise NotOmeZarrError(f"{image}: not an OME-Zarr image (no multiscales metadata)")
-    if version not in VERSIONS:
-        raise MetadataError(
-            f"{image}: labels can be added to OME-NGFF 0.4 or 0.5 images, this is {version}"
-        )
-    return version, multiscales[0], "image-label" in attrs
-
-
 def is_image(path: str | Path) -> bool:
     """True when `path` is a local OME-Zarr image (0.4 or 0.5, not itself a label
     image) that labels can be added to."""
     try:
-        _, _, is_label = _image_info(Path(path))
+        _, _, is_label = image_info(Path(path))
     except (OSError, ValueError):
         return False
     return not is_label
-
-
-def _level0_geometry(image: Path, ms: dict[str, Any]) -> tuple[list[Axis], list, list, tuple]:
-    axes = [Axis(a["name"], a.get("type"), a.get("unit")) for a in ms["axes"]]
-    ds0 = ms["datasets"][0]
-    scale = [1.0] * len(axes)
-    trans = [0.0] * len(axes)
-    for tr in ds0.get("coordinateTransformations", []):
-        if tr.get("type") == "scale" and "scale" in tr:
-            scale = [float(v) for v in tr["scale"]]
-        elif tr.get("type") == "translation" and "translation" in tr:
-            trans = [float(v) for v in tr["translation"]]
-    arr = image / ds0["path"]
-    meta = arr / "zarr.json" if (arr / "zarr.json").is_file() else arr / ".zarray"
-    shape = tuple(_read_json(meta)["shape"])
-    return axes, scale, trans, shape
-
-
-def _image_factors(ms: dict[str, Any], scale0: Sequence[float]) -> list[tuple[int, ...]]:
-    """Per-level factors of an image from its datasets' scales."""
-    out = []
-    for ds in ms["datasets"]:
-        scale = list(scale0)
-        for tr in ds.get("coordinateTransformations", []):
-            if tr.get("type") == "scale" and "scale" in tr:
-                scale = [float(v) for v in tr["scale"]]
-        out.append(
-            tuple(max(1, round(s / s0)) if s0 else 1 for s, s0 in zip(scale, scale0, strict=True))
-        )
-    return out
 
 
 def add_labels(
@@ -445,11 +391,11 @@ def add_labels(
         raise NotOmeZarrError(f"{image}: no OME-Zarr image folder there")
     if not name or "/" in name or name.startswith(".") or name in ("labels",):
         raise ValueError(f"{name!r} is not a usable label name")
-    version, ms, _ = _image_info(image)
-    axes, scale, trans, shape = _level0_geometry(image, ms)
-    img_factors = _image_factors(ms, scale)
+    version, ms, _ = image_info(image)
+    axes, scale, trans, shape = level0_geometry(image, ms)
+    img_factors = image_factors(ms, scale)
     dshape = tuple(data[0].shape if isinstance(data, Sequence) else data.shape)
-    keep = _label_axes(axes, shape, dshape)
+    keep = label_axes(axes, shape, dshape)
     if keep is None or tuple(shape[i] for i in keep) != dshape:
         raise ValueError(
             f"{image}: labels {name!r} of shape {dshape} do not fit the image of shape "
@@ -479,42 +425,5 @@ def add_labels(
     if target.exists() and not _is_ome_zarr(str(target)) and any(target.iterdir()):
         raise StoreExistsError(f"{target}: exists and is not an OME-Zarr label image")
     _write_plans(target, [plan], progress, overwrite=True)
-    _update_labels_list(labels_dir, version, name)
+    update_labels_list(labels_dir, version, name)
     return str(target)
-
-
-def _label_axes(
-    axes: Sequence[Axis], shape: tuple[int, ...], dshape: tuple[int, ...]
-) -> list[int] | None:
-    """Which image axes labels of shape `dshape` have: all of them, or all but
-    the channel axis and then leading length-1 non-space axes (t of one point)."""
-    keep = list(range(len(axes)))
-    if len(dshape) < len(keep):
-        keep = [i for i in keep if axes[i].type != "channel"]
-    for i in list(keep):
-        if len(dshape) >= len(keep):
-            break
-        if axes[i].type != "space" and shape[i] == 1:
-            keep.remove(i)
-    return keep if len(keep) == len(dshape) else None
-
-
-def _update_labels_list(labels_dir: Path, version: str, name: str) -> None:
-    """Add `name` to the `labels` list of `labels_dir`, atomically."""
-    if version == "0.5":
-        meta = labels_dir / "zarr.json"
-        doc = _read_json(meta) if meta.is_file() else {"zarr_format": 3, "node_type": "group"}
-        attrs = doc.setdefault("attributes", {})
-        ome = attrs.setdefault("ome", {})
-        ome["version"] = "0.5"
-        holder = ome
-    else:
-        zgroup = labels_dir / ".zgroup"
-        if not zgroup.is_file():
-            _atomic.write_file(zgroup, json.dumps({"zarr_format": 2}).encode())
-        meta = labels_dir / ".zattrs"
-        doc = _read_json(meta) if meta.is_file() else {}
-        holder = doc
-    names = [n for n in holder.get("labels", []) if n != name] + [name]
-    holder["labels"] = names
-    _atomic.write_file(meta, json.dumps(doc, indent=2).encode())
