@@ -5,6 +5,8 @@ A path may point inside a store (`image.zarr/labels/cells`, `plate.ozx/A/1`);
 reader can see the context (the parent image of a label, the OME-XML of a
 bioformats2raw collection). Only the public zarr v3 API is used; zarr is
 imported on first use so that napari's cheap "is this mine?" check stays cheap.
+Also here: the small I/O helpers of the reader (concurrent calls, lazy dask
+views of zarr arrays whose read errors name the array).
 """
 
 from __future__ import annotations
