@@ -382,3 +382,39 @@ def test_layout_of_a_layer_selection(tmp_path):
     np.testing.assert_array_equal(np.asarray(root.levels[0])[:, 1], t_series // 2)
     assert [c.label for c in photo_img.channels] == ["R", "G", "B"]
     np.testing.assert_array_equal(np.asarray(photo_img.levels[0]), np.moveaxis(photo, -1, 0))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_other_readers_open_our_stores(tmp_path, version):
+    from napari_ome_zarr._reader import napari_get_reader
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    rng = np.random.default_rng(11)
+    image = rng.integers(0, 500, (2, 3, 600, 260), dtype=np.uint16)
+    labels = (image[0] > 400).astype(np.uint16) * 9
+    path = tmp_path / "interop.ome.zarr"
+    channels = [Channel(label="dna", color="0000FF"), Channel(label="actin", color="FF0000")]
+    write_store(
+        path,
+        [ImageSpec(image, axes="czyx", scale=(1, 2, 0.5, 0.5), channels=channels)],
+        [LabelsSpec(labels, "cells", colors={9: (1.0, 1.0, 0.0, 1.0)})],
+        version=version,
+    )
+    ours = read_ome_zarr(str(path))[0]
+    shapes = [tuple(lv.shape) for lv in ours.levels]
+    assert len(shapes) == 2
+
+    nodes = list(Reader(parse_url(str(path)))())
+    assert [tuple(d.shape) for d in nodes[0].data] == shapes
+    assert nodes[0].metadata["channel_names"] == ["dna", "actin"]
+    label_node = next(n for n in nodes if n.data and n.metadata.get("name") == "cells")
+    assert [tuple(d.shape) for d in label_node.data] == [s[1:] for s in shapes]
+
+    layers = napari_get_reader(str(path))(str(path))
+    (img_data, img_meta, _) = next(lay for lay in layers if lay[2] == "image")
+    assert [tuple(d.shape) for d in img_data] == shapes
+    assert list(img_meta["scale"]) == pytest.approx([2, 0.5, 0.5])
+    assert [n.split(": ")[-1] for n in img_meta["name"]] == ["dna", "actin"]
+    (_, lab_meta, _) = next(lay for lay in layers if lay[2] == "labels")
+    assert lab_meta["colormap"][9] == pytest.approx([1.0, 1.0, 0.0, 1.0])
