@@ -418,3 +418,14 @@ def test_other_readers_open_our_stores(tmp_path, version):
     assert [n.split(": ")[-1] for n in img_meta["name"]] == ["dna", "actin"]
     (_, lab_meta, _) = next(lay for lay in layers if lay[2] == "labels")
     assert lab_meta["colormap"][9] == pytest.approx([1.0, 1.0, 0.0, 1.0])
+
+
+def test_free_axis_names_end_as_space_axes(tmp_path):
+    path = tmp_path / "free.ome.zarr"
+    write_image(path, np.zeros((2, 8, 8), np.uint8), axes=("t", "row", "col"))
+    axes = _attrs(path)["multiscales"][0]["axes"]
+    assert axes == [
+        {"name": "t", "type": "time"},
+        {"name": "row", "type": "space"},
+        {"name": "col", "type": "space"},
+    ]

@@ -66,6 +66,12 @@ def make_axes(
         if typ is None and unit in TIME_UNITS:
             typ = "time"
         axes.append(Axis(name=name, type=typ, unit=unit))
+    # Names we cannot place (napari axis labels are free text): the last untyped
+    # axes are the image plane/volume, as in napari.
+    for i in reversed(range(ndim)):
+        if sum(a.type == "space" for a in axes) >= 3 or axes[i].type is not None:
+            break
+        axes[i] = Axis(name=axes[i].name, type="space", unit=axes[i].unit)
     check_axes(axes)
     return tuple(axes)
 
