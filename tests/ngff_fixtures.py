@@ -196,7 +196,7 @@ def write_plate(
 ) -> Path:
     """A plate whose wells each hold `fields` images (cyx by default).
 
-    Field f of the i-th listed well is filled with the value 10 * (i + 1) + f,
+    Field f of the i-th listed well is filled with (10 * (i + 1) + f) % 256,
     so tests can tell tiles apart.
     """
     fmt = zarr_format(version)
@@ -226,7 +226,7 @@ def write_plate(
         set_ome(well_group, version, {"well": well_meta})
         for f in range(fields):
             field = well_group.create_group(str(f))
-            data = np.full(shape, 10 * (index + 1) + f, dtype="uint8")
+            data = np.full(shape, (10 * (index + 1) + f) % 256, dtype="uint8")
             write_array(field, "0", data, version, shape)
             half = data[..., ::2, ::2]
             write_array(field, "1", np.ascontiguousarray(half), version, half.shape)
