@@ -39,7 +39,7 @@ Colors = Mapping[int, Sequence[float]] | Callable[[np.ndarray], Any]
 #: faster than level 5 for a few percent larger files.
 CLEVEL = 3
 #: Largest automatic shard (uncompressed bytes).
-SHARD_BYTES = 32 * 2**20
+SHARD_BYTES = 16 * 2**20
 
 
 @dataclass
