@@ -152,12 +152,17 @@ def test_zip_stores_and_paths_inside(tmp_path, version, suffix, prefix):
         image.levels[0].compute(), zarr.open_array(folder / "0", mode="r")[...]
     )
     assert [lab.name for lab in image.labels] == ["cells"]
+    assert looks_like_ome_zarr(str(archive / "labels" / "cells"))
     (label,) = read_ome_zarr(str(archive / "labels" / "cells"))
     assert label.kind == "labels"
     assert label.path == f"{prefix}labels/cells".strip("/")
 
 
 def test_bad_zip(tmp_path):
+    plain = tmp_path / "notes.zip"
+    with zipfile.ZipFile(plain, "w") as archive:
+        archive.writestr("readme.txt", "no zarr here")
+    assert not looks_like_ome_zarr(str(plain))
     bad = tmp_path / "bad.ozx"
     bad.write_bytes(b"not a zip at all")
     with pytest.raises(StoreAccessError, match=r"bad\.ozx"):

@@ -31,13 +31,13 @@ from .errors import (
 from .model import Image
 from .store import (
     METADATA_FILES,
-    ZIP_SUFFIXES,
     Location,
     is_url,
     layout1_data_dir,
     open_location,
     parallel,
     read_local_attrs,
+    split_zip_path,
     to_dask,
 )
 from .transforms import placement
@@ -62,13 +62,13 @@ def _looks_like(text: str) -> bool:
     if is_url(text):
         parts = urlsplit(text).path.rstrip("/").split("/")
         return any(p.lower().endswith(".zarr") for p in parts)
-    local = Path(text)
-    if local.suffix.lower() in ZIP_SUFFIXES and local.is_file():
-        if local.suffix.lower() == ".ozx":
+    local = Path(text).expanduser()
+    zipped = split_zip_path(str(local))
+    if zipped is not None:
+        if zipped[0].suffix.lower() == ".ozx":
             return True
-        with zipfile.ZipFile(local) as archive:
-            names = archive.namelist()
-        return any(n.rsplit("/", 1)[-1] in METADATA_FILES and n.count("/") <= 1 for n in names)
+        with zipfile.ZipFile(zipped[0]) as archive:
+            return any(n.rsplit("/", 1)[-1] in METADATA_FILES for n in archive.namelist())
     if not local.is_dir():
         return False
     attrs = read_local_attrs(local)

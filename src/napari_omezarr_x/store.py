@@ -119,7 +119,7 @@ def _is_group_dir(path: Path) -> bool:
     return any((path / name).is_file() for name in METADATA_FILES)
 
 
-def _split_zip(path: str) -> tuple[Path, str] | None:
+def split_zip_path(path: str) -> tuple[Path, str] | None:
     """(zip file, path inside it) when a component of `path` is a zip file."""
     parts = Path(path).parts
     for i in range(len(parts), 0, -1):
@@ -199,7 +199,7 @@ def open_location(path: str | Path) -> Location:
     text = str(path)
     if is_url(text):
         return _open_http(text)
-    zipped = _split_zip(text)
+    zipped = split_zip_path(text)
     if zipped is not None:
         return _open_zip(*zipped)
     local = Path(text).expanduser()
