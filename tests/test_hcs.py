@@ -50,6 +50,9 @@ def test_plate_label_mosaic(plate_path):
 
 
 def test_well_opens_fields_as_grid(plate_path):
+    assert looks_like_ome_zarr(str(plate_path / "B" / "3"))
+    assert looks_like_ome_zarr(str(plate_path / "B" / "3" / "0"))
+    assert not looks_like_ome_zarr(str(plate_path / "B"))  # a row group is plain zarr
     (well,) = read_ome_zarr(str(plate_path / "B" / "3"))
     assert well.kind == "well"
     assert well.path == "B/3"

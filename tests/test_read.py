@@ -97,6 +97,8 @@ def test_labels_are_attached(image_path, version):
 
 @pytest.mark.parametrize("version", LABEL_VERSIONS, indirect=True)
 def test_open_label_paths_directly(image_path, version):
+    assert looks_like_ome_zarr(str(image_path / "labels"))
+    assert looks_like_ome_zarr(str(image_path / "labels" / "cells"))
     all_labels = read_ome_zarr(str(image_path / "labels"))
     assert [lab.name for lab in all_labels] == ["cells", "plain"]
     (one,) = read_ome_zarr(str(image_path / "labels" / "cells"))
