@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import http.server
+import io
+import re
 import socket
 import threading
 import time
@@ -15,6 +17,7 @@ import numpy as np
 import pytest
 import zarr.storage
 
+from conftest import CORPUS
 from napari_omezarr_x import store as store_mod
 from napari_omezarr_x.errors import StoreAccessError
 from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
@@ -34,6 +37,21 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         """Keep test output clean."""
+
+    def send_head(self) -> object:
+        """Static files, answering `Range: bytes=a-b` requests with 206 like real servers."""
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        file = Path(self.translate_path(self.path))
+        if not match or not file.is_file() or self.state.get("no_range"):
+            return super().send_head()
+        data = file.read_bytes()
+        start = int(match.group(1))
+        end = min(int(match.group(2) or len(data) - 1), len(data) - 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        return io.BytesIO(data[start : end + 1])
 
     def do_GET(self) -> None:
         with self.lock:
@@ -215,10 +233,26 @@ def test_open_reads_no_chunks(tmp_path, monkeypatch, make):
     assert [k for k in keys if k.rsplit("/", 1)[-1] not in METADATA_NAMES]
 
 
-def test_zip_over_http_is_refused_clearly():
-    assert not looks_like_ome_zarr("https://example.org/data/image.ozx")
-    with pytest.raises(StoreAccessError, match=r"image\.ozx: zipped stores .* local file"):
-        read_ome_zarr("https://example.org/data/image.ozx")
+def test_zip_over_http(http_root):
+    base, _, _ = http_root
+    url = f"{base}/neuroglancer_ngff-zarr_simple_0.5.zip"
+    assert looks_like_ome_zarr(url)
+    (image,) = read_ome_zarr(url)
+    assert image.store == url
+    assert [lvl.shape for lvl in image.levels] == [(10, 10), (5, 5), (2, 2)]
+    local = zarr.open_array(
+        zarr.storage.ZipStore(CORPUS / "neuroglancer_ngff-zarr_simple_0.5.zip", mode="r"),
+        path="scale1/image",
+        mode="r",
+    )
+    np.testing.assert_array_equal(image.levels[1].compute(), local[...])
+
+
+def test_zip_over_http_without_range_support_says_so(http_root):
+    base, _, state = http_root
+    state["no_range"] = 1
+    with pytest.raises(StoreAccessError, match=r"simple_0\.5\.zip: .*range requests"):
+        read_ome_zarr(f"{base}/neuroglancer_ngff-zarr_simple_0.5.zip")
 
 
 def test_http_label_and_well_paths(http_root):

@@ -31,6 +31,7 @@ from .errors import (
 from .model import Image
 from .store import (
     METADATA_FILES,
+    ZIP_SUFFIXES,
     Location,
     is_url,
     layout1_data_dir,
@@ -60,8 +61,8 @@ def looks_like_ome_zarr(path: str) -> bool:
 
 def _looks_like(text: str) -> bool:
     if is_url(text):
-        parts = urlsplit(text).path.rstrip("/").split("/")
-        return any(p.lower().endswith(".zarr") for p in parts)
+        parts = urlsplit(text).path.rstrip("/").lower().split("/")
+        return parts[-1].endswith(ZIP_SUFFIXES) or any(p.endswith(".zarr") for p in parts)
     local = Path(text).expanduser()
     zipped = split_zip_path(str(local))
     if zipped is not None:

@@ -148,28 +148,58 @@ def layout1_data_dir(path: Path) -> Path | None:
     return None
 
 
-def _open_http(url: str) -> Location:
+def _http_options() -> dict[str, Any]:
     import aiohttp
+
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=HTTP_CONNECT_TIMEOUT, sock_read=HTTP_READ_TIMEOUT
+    )
+    return {"client_kwargs": {"timeout": timeout}}
+
+
+def _top_folder(names: list[str]) -> str:
+    """The single top-level folder of a zip without root metadata (`image.zarr/...`), or ""."""
+    if any(n in names for n in METADATA_FILES):
+        return ""
+    tops = {n.split("/", 1)[0] for n in names if "/" in n}
+    return tops.pop() if len(tops) == 1 else ""
+
+
+def _open_http(url: str) -> Location:
+    import zarr.storage
 
     root = url.rstrip("/")
     if urlsplit(root).path.lower().endswith(ZIP_SUFFIXES):
-        raise StoreAccessError(
-            f"{url}: zipped stores can only be opened from a local file; download it first"
-        )
-    options: dict[str, Any] = {
-        "client_kwargs": {
-            "timeout": aiohttp.ClientTimeout(
-                total=None, connect=HTTP_CONNECT_TIMEOUT, sock_read=HTTP_READ_TIMEOUT
-            )
-        }
-    }
-    import zarr.storage
-
+        return _open_http_zip(root)
     try:
-        store = zarr.storage.FsspecStore.from_url(root, storage_options=options, read_only=True)
+        store = zarr.storage.FsspecStore.from_url(
+            root, storage_options=_http_options(), read_only=True
+        )
     except (OSError, ValueError, ImportError) as exc:
         raise StoreAccessError(f"{url}: cannot open as a zarr store: {exc}") from exc
     return Location(store=store, root=root, path="", kind="http")
+
+
+def _open_http_zip(url: str) -> Location:
+    """A zipped store served over HTTP, read with range requests (as .ozx intends)."""
+    import fsspec
+    import zarr.storage
+    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+
+    try:
+        archive = fsspec.filesystem(
+            "zip", fo=url, target_protocol="http", target_options=_http_options()
+        )
+        names = archive.zip.namelist()
+    except Exception as exc:  # fsspec/aiohttp/zipfile each raise their own types
+        raise StoreAccessError(
+            f"{url}: cannot read as a zip over HTTP (the server must allow range "
+            f"requests): {type(exc).__name__}: {exc}"
+        ) from exc
+    store = zarr.storage.FsspecStore(
+        AsyncFileSystemWrapper(archive, asynchronous=True), path="", read_only=True
+    )
+    return Location(store=store, root=url, path=_top_folder(names), kind="http")
 
 
 def _open_zip(file: Path, inner: str) -> Location:
@@ -178,12 +208,7 @@ def _open_zip(file: Path, inner: str) -> Location:
             names = archive.namelist()
     except (OSError, zipfile.BadZipFile) as exc:
         raise StoreAccessError(f"{file}: not a readable zip file: {exc}") from exc
-    prefix = ""
-    if not any(n in names for n in METADATA_FILES):
-        # A zip holding one top-level folder (`image.zarr/...`): use that folder.
-        tops = {n.split("/", 1)[0] for n in names if "/" in n}
-        if len(tops) == 1:
-            prefix = tops.pop()
+    prefix = _top_folder(names)
     import zarr.storage
 
     try:
