@@ -277,7 +277,6 @@ class Reader:
         group: Node,
         *,
         kind: str = "image",
-        with_labels: bool = True,
     ) -> Image:
         """One multiscale image (and its labels): metadata plus lazy levels."""
         attrs = group.attrs
@@ -287,7 +286,7 @@ class Reader:
         calls: list[Callable[[], Any]] = [
             lambda p=p: self.array(self.loc.join(path, p), fmt) for p in ms.paths
         ]
-        if with_labels and kind == "image":
+        if kind == "image":
             calls.append(lambda: self.group(self.loc.join(path, "labels")))
         results = parallel(calls)
         arrays = results[: len(ms.paths)]
@@ -327,7 +326,7 @@ class Reader:
         image.channels = self._channels(image, attrs, where)
         if kind == "labels":
             image.label = md.parse_image_label(attrs, where)
-        elif with_labels:
+        else:
             labels_group = results[-1]
             if isinstance(labels_group, Exception) and not _is_missing(labels_group):
                 labels_where = self.loc.describe(self.loc.join(path, "labels"))
