@@ -429,3 +429,14 @@ def test_free_axis_names_end_as_space_axes(tmp_path):
         {"name": "row", "type": "space"},
         {"name": "col", "type": "space"},
     ]
+
+
+def test_replace_without_atomic_exchange(tmp_path, monkeypatch):
+    from napari_omezarr_x import _atomic
+
+    path = tmp_path / "swap.ome.zarr"
+    write_image(path, np.full((16, 16), 1, np.uint8))
+    monkeypatch.setattr(_atomic, "_exchange", lambda a, b: False)
+    write_image(path, np.full((16, 16), 2, np.uint8), overwrite=True)
+    np.testing.assert_array_equal(np.asarray(read_ome_zarr(str(path))[0].levels[0]), 2)
+    assert sorted(os.listdir(tmp_path)) == ["swap.ome.zarr"]
