@@ -359,6 +359,7 @@ def test_layout_of_a_layer_selection(tmp_path):
         LayerInput(t_series, "image", "a", axis_labels=("t", "z", "y", "x")),
         LayerInput(t_series // 2, "image", "b", axis_labels=("t", "z", "y", "x")),
         LayerInput(photo, "image", "photo/1", rgb=True, axis_labels=("y", "x")),
+        LayerInput(t_series.astype(np.float32), "image", "a", axis_labels=("t", "z", "y", "x")),
         LayerInput(np.ones((20, 30), np.uint8), "labels", "labels"),
         LayerInput(np.ones((3, 4, 20, 30), np.uint16), "labels", "cells"),
         LayerInput(np.ones((5, 5, 5), np.uint16), "labels", "odd"),
@@ -367,6 +368,7 @@ def test_layout_of_a_layer_selection(tmp_path):
     assert [(spec.group, spec.axes) for spec in images] == [
         ("", ["t", "c", "z", "y", "x"]),
         ("photo_1", ["c", "y", "x"]),
+        ("a", ["t", "z", "y", "x"]),
     ]
     assert [(lab.name, lab.image_group) for lab in labels] == [
         ("labels_", "photo_1"),

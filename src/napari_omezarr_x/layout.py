@@ -2,10 +2,10 @@
 
 Rules (also in the README):
 
-- Image layers of the same shape become the channels of one image (a `c`
+- Image layers of the same shape and dtype become the channels of one image (a `c`
   axis, placed after `t` if there is one); the first such group is the root
-  image, any image of another shape gets a child group named after its first
-  layer.
+  image, any image of another shape or dtype gets a child group named after
+  its first layer.
 - A labels layer goes to `labels/<layer name>` of the image whose layers have
   its shape; the root image if none does, or a child group of its own when
   it cannot fit the root image either (other dimensions).
@@ -50,6 +50,11 @@ class LayerInput:
         first = self.data[0] if is_multiscale(self.data) else self.data
         return tuple(int(n) for n in first.shape)
 
+    @property
+    def dtype(self) -> Any:
+        first = self.data[0] if is_multiscale(self.data) else self.data
+        return first.dtype
+
 
 def group_name(name: str, taken: set[str]) -> str:
     """A zarr-safe, unused group name from a layer name."""
@@ -72,9 +77,10 @@ def plan_layout(layers: Sequence[LayerInput]) -> tuple[list[ImageSpec], list[Lab
     if others:
         raise ValueError(f"OME-Zarr holds image and labels layers, not {sorted(set(others))}")
 
-    groups: dict[tuple[int, ...], list[LayerInput]] = {}
+    groups: dict[tuple[Any, ...], list[LayerInput]] = {}
     for layer in images:
-        key = layer.shape + (("rgb",) if layer.rgb else ())  # type: ignore[operator]
+        # Channels of one image share shape and dtype (stacking would cast).
+        key = (layer.shape, str(layer.dtype), layer.rgb)
         groups.setdefault(key, []).append(layer)
     taken: set[str] = set()
     specs: list[ImageSpec] = []
