@@ -13,7 +13,7 @@ from pathlib import Path
 
 import napari
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QApplication, QComboBox, QFileDialog
+from qtpy.QtWidgets import QApplication, QComboBox, QFileDialog, QLineEdit
 
 from napari_omezarr_x._napari.sample import open_sample
 
@@ -55,7 +55,7 @@ def save_dialog_screenshot(viewer: napari.Viewer, path: Path, folder: Path) -> N
             return
         dialog.resize(900, 520)
         dialog.setDirectory(str(folder))
-        dialog.selectFile("cells3d.ome.zarr")
+        dialog.findChild(QLineEdit, "fileNameEdit").setText("cells3d.ome.zarr")
         combo = dialog.findChild(QComboBox, "fileTypeCombo")
         combo.showPopup()
         settle(0.8)
