@@ -301,6 +301,28 @@ def test_nested_images_root_first(tmp_path, version):
     assert images[2].levels[0].shape == (2, 2)
 
 
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_plain_root_group_with_nested_images_is_ours(tmp_path, version):
+    # The tutorial's nested store: a plain zarr group whose children are images.
+    root = tmp_path / "nested.ome.zarr"
+    group = zarr.open_group(root, mode="w", zarr_format=zarr_format(version))
+    group.create_group("sub_array_2")
+    write_image(root / "sub_array_1", version, shape=(4, 4), levels=1, name="one")
+    write_image(
+        root / "sub_array_2" / "sub_sub_array_1", version, shape=(2, 2), levels=1, name="two"
+    )
+    assert looks_like_ome_zarr(str(root))
+    assert [i.name for i in read_ome_zarr(str(root))] == ["one", "two"]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_plain_zarr_group_of_arrays_is_not_ours(tmp_path, version):
+    group = zarr.open_group(tmp_path / "plain.zarr", mode="w", zarr_format=zarr_format(version))
+    group.create_group("inner").create_array("a", shape=(4, 4), dtype="uint8")
+    group.create_array("b", shape=(4, 4), dtype="uint8")
+    assert not looks_like_ome_zarr(str(tmp_path / "plain.zarr"))
+
+
 OME_XML = (
     '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
     '<Image ID="Image:0" Name="first"/><Image ID="Image:1" Name="second"/></OME>'

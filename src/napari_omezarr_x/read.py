@@ -45,6 +45,8 @@ from .transforms import placement
 
 log = logging.getLogger(__name__)
 _MAX_NESTED_DEPTH = 3
+# Child folders `looks_like_ome_zarr` may look into for nested images.
+_NESTED_SCAN_BUDGET = 64
 
 
 def looks_like_ome_zarr(path: str) -> bool:
@@ -76,7 +78,37 @@ def _looks_like(text: str) -> bool:
     if attrs is not None and md.is_ome_node(attrs):
         return True
     data = layout1_data_dir(local)
-    return data is not None and md.is_ome_node(read_local_attrs(data) or {})
+    if data is not None and md.is_ome_node(read_local_attrs(data) or {}):
+        return True
+    return _is_zarr_group(local) and _has_nested_ome(local, [_NESTED_SCAN_BUDGET], depth=1)
+
+
+def _is_zarr_group(folder: Path) -> bool:
+    return (folder / "zarr.json").is_file() or (folder / ".zgroup").is_file()
+
+
+def _has_nested_ome(folder: Path, budget: list[int], depth: int) -> bool:
+    """Whether a plain zarr group holds OME-Zarr child groups (the tutorial's nested store).
+
+    Bounded by a shared count of folders looked at, so a huge plain zarr store
+    still answers in milliseconds.
+    """
+    for child in folder.iterdir():
+        if budget[0] <= 0:
+            return False
+        if not child.is_dir() or child.name.startswith("."):
+            continue
+        budget[0] -= 1
+        attrs = read_local_attrs(child)
+        if attrs is not None and md.is_ome_node(attrs):
+            return True
+        if (
+            depth < _MAX_NESTED_DEPTH
+            and _is_zarr_group(child)
+            and _has_nested_ome(child, budget, depth + 1)
+        ):
+            return True
+    return False
 
 
 def read_ome_zarr(path: str) -> list[Image]:
