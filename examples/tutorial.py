@@ -175,10 +175,9 @@ def run(folder: Path, base_url: str, viewer=None, shape: tuple[int, int, int] = 
     results.remote_images = read_ome_zarr(url)
 
     if viewer is not None:
-        # napari's reader opens OME-Zarr images; the nested store's root is a plain group,
-        # so its images are opened one by one (`read_ome_zarr` above found them all).
-        nested = [str(results.nested_path / image.path) for image in results.nested_images]
-        for source in (str(results.image_path), *nested, url):
+        # The nested store opens in one go: its root is a plain group, and the reader
+        # finds the images in its child groups.
+        for source in (str(results.image_path), str(results.nested_path), url):
             viewer.open(source, plugin="napari-omezarr-x")
         results.layer_names = [layer.name for layer in viewer.layers]
     return results
