@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import socketserver
-import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import CORPUS_DATASETS
+from http_helpers import serve
 from napari_omezarr_x.errors import StoreAccessError
 from napari_omezarr_x.info import describe_store, format_tree
 from napari_omezarr_x.validate import validate_store
@@ -57,32 +55,10 @@ def test_info_unreadable(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def corpus_server(corpus_dir: Path):
+def corpus_server(corpus_dir: Path) -> Iterator[str]:
     """The corpus served over a real localhost HTTP server (not listable, like object stores)."""
-    handler = functools.partial(_QuietHandler, directory=str(corpus_dir))
-    server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    def server_bind(self) -> None:
-        """Bind without the reverse DNS lookup of HTTPServer (slow on some machines)."""
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep test output clean."""
-
-    def list_directory(self, path: str):  # type: ignore[override]
-        """Like an object store: no folder listings."""
-        self.send_error(404, "no listing")
+    with serve(corpus_dir, listable=False) as url:
+        yield url
 
 
 def test_info_and_validate_over_http(corpus_server: str) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import shutil
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +11,7 @@ import tifffile
 import zarr
 from npe2 import PluginManager
 
+from http_helpers import serve
 from napari_omezarr_x._napari import reader
 from napari_omezarr_x._napari.reader import get_reader, read_layers, register_default_reader
 from napari_omezarr_x.errors import NgffComplianceWarning
@@ -180,20 +178,10 @@ def test_open_label_directly(make_napari_viewer, tmp_path):
     assert [(type(lay).__name__, lay.name) for lay in layers] == [("Labels", "cells")]
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        """Keep test output clean."""
-
-
 @pytest.fixture
 def http_url(corpus_dir):
-    handler = functools.partial(_QuietHandler, directory=str(corpus_dir))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(corpus_dir) as url:
+        yield url
 
 
 def test_open_url(make_napari_viewer, http_url, corpus_dir):

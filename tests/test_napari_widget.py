@@ -13,6 +13,7 @@ import pytest
 import zarr
 from qtpy.QtCore import Qt
 
+from http_helpers import serve
 from napari_omezarr_x import omero
 from napari_omezarr_x._napari.widget import ChannelSettingsWidget
 from omero_helpers import (
@@ -21,7 +22,6 @@ from omero_helpers import (
     attributes,
     make_image,
     metadata_doc,
-    serve,
     stored_omero,
     zip_store,
 )

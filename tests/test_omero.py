@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import zarr
 
+from http_helpers import serve
 from napari_omezarr_x import omero
 from napari_omezarr_x.errors import MetadataError, ReadOnlyStoreError
 from napari_omezarr_x.model import Channel
@@ -24,7 +25,6 @@ from omero_helpers import (
     make_image,
     metadata_doc,
     omero_block,
-    serve,
     stored_omero,
     zip_store,
 )

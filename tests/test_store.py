@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import re
 import socket
@@ -18,6 +16,7 @@ import pytest
 import zarr.storage
 
 from conftest import CORPUS
+from http_helpers import QuietHandler, serve
 from napari_omezarr_x import store as store_mod
 from napari_omezarr_x.errors import StoreAccessError
 from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
@@ -27,16 +26,13 @@ from ngff_fixtures import write_image, write_plate
 METADATA_NAMES = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Static files with a small delay per request, recording paths and concurrency."""
 
     delay = 0.02
     log: list[str]
     state: dict[str, int]
     lock: threading.Lock
-
-    def log_message(self, *args: object) -> None:
-        """Keep test output clean."""
 
     def send_head(self) -> object:
         """Static files, answering `Range: bytes=a-b` requests with 206 like real servers."""
@@ -74,16 +70,8 @@ def http_root(corpus_dir) -> Iterator[tuple[str, list[str], dict[str, int]]]:
         (_Handler,),
         {"log": [], "state": {"inflight": 0, "max": 0}, "lock": threading.Lock()},
     )
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(corpus_dir))
-    )
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", handler.log, handler.state
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(corpus_dir, handler=handler) as url:
+        yield url, handler.log, handler.state
 
 
 @pytest.mark.parametrize("slash", ["", "/"])
