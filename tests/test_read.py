@@ -226,7 +226,10 @@ def test_unknown_unit_dropped_with_warning(tmp_path):
 
 def test_core_does_not_import_napari():
     code = (
-        "import sys, napari_omezarr_x.read, napari_omezarr_x.hcs;"
+        "import sys, napari_omezarr_x.read, napari_omezarr_x.hcs, napari_omezarr_x.write,"
+        " napari_omezarr_x.pyramid, napari_omezarr_x.omero, napari_omezarr_x.validate,"
+        " napari_omezarr_x.info, napari_omezarr_x.convert, napari_omezarr_x.sample,"
+        " napari_omezarr_x.cli;"
         "bad = [m for m in ('napari', 'qtpy', 'PyQt6', 'magicgui') if m in sys.modules];"
         "sys.exit(repr(bad) if bad else 0)"
     )
