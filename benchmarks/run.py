@@ -69,7 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--areas", default=",".join(AREAS), help=f"comma-separated subset of {','.join(AREAS)}"
     )
     parser.add_argument(
-        "--only", default="", help="run only these cases (comma-separated names, e.g. ours-0.5)"
+        "--only",
+        default="",
+        help="only these cases: comma-separated CASE or AREA/CASE (e.g. labels/ours-0.5)",
     )
     parser.add_argument("--delay", type=float, default=0.02, help="HTTP latency per request (s)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per case")
@@ -100,9 +102,10 @@ class Runner:
         self.env = dict(os.environ)
         self.env.setdefault("NAPARI_CONFIG", str(self.workdir / "napari-settings.yaml"))
 
-    def wanted(self, case: str) -> bool:
+    def wanted(self, area: str, case: str) -> bool:
+        """Whether --only names this case, as CASE (any area) or AREA/CASE."""
         only = [name for name in self.args.only.split(",") if name]
-        return not only or case in only
+        return not only or case in only or f"{area}/{case}" in only
 
     def run(self, spec: dict, wrap: list[str] | None = None) -> dict:
         """Run one case in a fresh interpreter; the record says ok=False if it failed."""
@@ -158,13 +161,13 @@ def run_saves(runner: Runner, inputs: dict[str, str]) -> None:
     areas = runner.args.areas
     if "save" in areas:
         for case, tool, params in IMAGE_CASES:
-            if runner.wanted(case):
+            if runner.wanted("save", case):
                 runner.save("save", case, tool, "image", inputs["image"], params)
                 if case not in KEPT:
                     shutil.rmtree(_out(runner, "save", case), ignore_errors=True)
     if "labels" in areas:
         for case, tool, params in LABEL_CASES:
-            if runner.wanted(case):
+            if runner.wanted("labels", case):
                 runner.save("labels", case, tool, "labels", inputs["labels"], params)
                 shutil.rmtree(_out(runner, "labels", case), ignore_errors=True)
     if "memory" in areas:
@@ -173,7 +176,7 @@ def run_saves(runner: Runner, inputs: dict[str, str]) -> None:
             scaled_inputs = ensure_inputs(runner.workdir, size)
             for case, tool, params in MEMORY_TOOLS:
                 name = f"{case}-x{factor:g}"
-                if runner.wanted(name):
+                if runner.wanted("memory", name):
                     params = {**params, "input_factor": factor}
                     runner.save("memory", name, tool, "image", scaled_inputs["image"], params)
                     shutil.rmtree(_out(runner, "memory", name), ignore_errors=True)
@@ -201,10 +204,10 @@ def run_opens(runner: Runner, store: Path) -> None:
     areas = runner.args.areas
     warmup = str(runner.outdir)
     for tool in READERS:
-        if "open" in areas and runner.wanted(tool):
+        if "open" in areas and runner.wanted("open", tool):
             spec = {"area": "open", "case": tool, "tool": tool, "store": str(store)}
             runner.run({**spec, "params": {"source": store.name, "warmup_dir": warmup}})
-        if "viewer" in areas and runner.wanted(tool):
+        if "viewer" in areas and runner.wanted("viewer", tool):
             wrap = (
                 []
                 if os.environ.get("DISPLAY")
@@ -229,7 +232,7 @@ def run_opens(runner: Runner, store: Path) -> None:
             port = int(server.stdout.readline())
             base = f"http://127.0.0.1:{port}"
             for tool in READERS:
-                if runner.wanted(tool):
+                if runner.wanted("http", tool):
                     params = {
                         "source": store.name,
                         "delay_s": runner.args.delay,
