@@ -128,7 +128,8 @@ def test_looks_like_is_quiet_on_garbage(tmp_path, capsys):
     (tmp_path / "fake.zip").write_text("not a zip")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert not looks_like_ome_zarr(str(bad))
+        # Claimed, quietly: reading it then names the malformed document.
+        assert looks_like_ome_zarr(str(bad))
         assert not looks_like_ome_zarr(str(tmp_path / "fake.zip"))
         assert not looks_like_ome_zarr(None)  # type: ignore[arg-type]
     assert capsys.readouterr() == ("", "")
@@ -146,9 +147,13 @@ def test_not_ome_zarr(tmp_path):
         read_ome_zarr(str(tmp_path / "missing.zarr"))
 
 
-def test_malformed_json_names_path(tmp_path):
-    path = write_image(tmp_path / "img.zarr", "0.4")
-    (path / ".zattrs").write_text('{"multiscales": [')
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_malformed_json_is_claimed_and_names_path(tmp_path, version):
+    path = write_image(tmp_path / "img.zarr", version)
+    document = ".zattrs" if version == "0.4" else "zarr.json"
+    (path / document).write_text('{"multiscales": [')
+    # Claimed (not left to napari's "no reader"), so the user learns what is wrong.
+    assert looks_like_ome_zarr(str(path))
     with pytest.raises(MetadataError, match=r"img\.zarr.*JSON"):
         read_ome_zarr(str(path))
 

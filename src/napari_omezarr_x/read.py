@@ -77,10 +77,24 @@ def _looks_like(text: str) -> bool:
     attrs = read_local_attrs(local)
     if attrs is not None and md.is_ome_node(attrs):
         return True
+    if attrs is None and _has_unparsable_metadata(local):
+        # Claim it, so the user is told what is wrong instead of "no reader".
+        return True
     data = layout1_data_dir(local)
     if data is not None and md.is_ome_node(read_local_attrs(data) or {}):
         return True
     return _is_zarr_group(local) and _has_nested_ome(local, [_NESTED_SCAN_BUDGET], depth=1)
+
+
+def _has_unparsable_metadata(folder: Path) -> bool:
+    for name in ("zarr.json", ".zattrs"):
+        doc = folder / name
+        if doc.is_file():
+            try:
+                json.loads(doc.read_bytes())
+            except ValueError:
+                return True
+    return False
 
 
 def _is_zarr_group(folder: Path) -> bool:
