@@ -217,7 +217,7 @@ def test_unwritable_folder_refused(
     # read-only: access() saying no, and a read-only mount failing the probe.
     before = metadata_doc(image, version).read_bytes()
     monkeypatch.setattr(os, "access", lambda *a, **k: False)
-    with pytest.raises(ReadOnlyStoreError, match="not writable"):
+    with pytest.raises(ReadOnlyStoreError, match="read-only"):
         omero.save_omero(image, "", omero.read_channels(image))
     monkeypatch.undo()
 
@@ -234,11 +234,32 @@ def test_unwritable_folder_refused(
     assert omero.check_writable(image) == metadata_doc(image, version)
 
 
+def test_permission_bits_are_respected_even_for_root(image: Path, version: str) -> None:
+    doc = metadata_doc(image, version)
+    before = doc.read_bytes()
+    doc.chmod(0o444)
+    try:
+        with pytest.raises(ReadOnlyStoreError, match="read-only"):
+            omero.save_omero(image, "", omero.read_channels(image))
+    finally:
+        doc.chmod(0o644)
+    image.chmod(0o555)
+    try:
+        with pytest.raises(ReadOnlyStoreError, match="read-only"):
+            omero.save_omero(image, "", omero.read_channels(image))
+    finally:
+        image.chmod(0o755)
+    assert doc.read_bytes() == before
+
+
 def test_real_world_file_round_trip(corpus_dir: Path, tmp_path: Path) -> None:
     source = corpus_dir / "fiji-java_5d_dataset_v5.ome.zarr"
     if not source.is_dir():
         pytest.skip("corpus dataset missing")
     image = shutil.copytree(source, tmp_path / source.name)
+    # The corpus is read-only and copytree keeps that; a copy of one's own is writable.
+    for entry in [image, *image.rglob("*")]:
+        entry.chmod(0o755 if entry.is_dir() else 0o644)
     before = array_hashes(image)
     channels = omero.read_channels(image)
     assert [c.label for c in channels] == ["lynEGFP", "NLStdTomato", "lynEGFP"]

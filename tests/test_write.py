@@ -16,7 +16,7 @@ import ome_zarr_models
 import pytest
 
 from napari_omezarr_x import pyramid
-from napari_omezarr_x.errors import StoreExistsError
+from napari_omezarr_x.errors import ReadOnlyStoreError, StoreAccessError, StoreExistsError
 from napari_omezarr_x.model import Channel
 from napari_omezarr_x.read import read_ome_zarr
 from napari_omezarr_x.write import (
@@ -294,6 +294,49 @@ def test_refuses_to_replace_a_folder_that_is_not_ome_zarr(tmp_path):
     with pytest.raises(StoreExistsError, match="not an OME-Zarr"):
         write_image(folder, np.zeros((8, 8), np.uint8), overwrite=True)
     assert (folder / "holiday.jpg").read_bytes() == b"x"
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """chmod a-w on folders (root still could write them: the writer must refuse itself)."""
+    folders: list[Path] = []
+
+    def make(folder: Path) -> Path:
+        for f in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+            f.chmod(0o555)
+            folders.append(f)
+        return folder
+
+    yield make
+    for f in folders:
+        f.chmod(0o755)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_read_only_targets_are_refused_and_left_unchanged(tmp_path, read_only, version):
+    image = tmp_path / "image.ome.zarr"
+    write_image(image, np.arange(256, dtype=np.uint8).reshape(16, 16), version=version)
+    before = tree_digest(image)
+    read_only(image)
+    with pytest.raises(ReadOnlyStoreError, match=r"image\.ome\.zarr.* read-only"):
+        add_labels(image, np.ones((16, 16), np.uint8), "cells")
+    with pytest.raises(ReadOnlyStoreError, match="refusing to replace"):
+        write_image(image, np.zeros((16, 16), np.uint8), version=version, overwrite=True)
+    assert tree_digest(image) == before
+    assert not (image / "labels").exists()
+
+    (tmp_path / "shelf").mkdir()
+    shelf = read_only(tmp_path / "shelf")  # a folder nobody may write to
+    with pytest.raises(ReadOnlyStoreError, match=r"shelf is read-only"):
+        write_image(shelf / "new.ome.zarr", np.zeros((4, 4), np.uint8), version=version)
+    assert list(shelf.iterdir()) == []
+
+
+def test_target_under_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(StoreAccessError, match=r"notes\.txt is a file"):
+        write_image(tmp_path / "notes.txt" / "x.ome.zarr", np.zeros((4, 4), np.uint8))
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
 def test_killed_save_leaves_target_unchanged(tmp_path):

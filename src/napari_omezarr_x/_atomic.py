@@ -15,15 +15,43 @@ import logging
 import os
 import secrets
 import shutil
+import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import StoreExistsError
+from .errors import ReadOnlyStoreError, StoreAccessError, StoreExistsError
 
 log = logging.getLogger(__name__)
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
+
+
+def ensure_writable(path: Path, purpose: str) -> None:
+    """Raise ReadOnlyStoreError unless entries can be created in `path`.
+
+    `path` may not exist yet: its nearest existing ancestor is checked. A
+    folder without any write permission bit counts as read-only even for root
+    (who could write it, but whose user marked it so); a probe file catches
+    read-only mounts and special file systems. `purpose` ends the message.
+    """
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise StoreAccessError(f"{path}: {folder} is a file, not a folder; {purpose}")
+    mode = folder.stat().st_mode
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(folder, os.W_OK):
+        raise ReadOnlyStoreError(f"{folder} is read-only: {purpose}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+    except OSError as exc:
+        raise ReadOnlyStoreError(
+            f"{folder} is not writable ({exc.strerror or exc}): {purpose}"
+        ) from exc
+    os.close(fd)
+    os.unlink(probe)
 
 
 def check_replaceable(target: Path, is_ome_zarr: Callable[[str], bool]) -> None:

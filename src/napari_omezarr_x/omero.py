@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from napari_omezarr_x._atomic import ensure_writable
 from napari_omezarr_x.errors import (
     MetadataError,
     NotOmeZarrError,
@@ -159,22 +160,15 @@ def metadata_document(store: str | os.PathLike[str], path: str = "") -> Path:
 def check_writable(store: str | os.PathLike[str], path: str = "") -> Path:
     """Raise ReadOnlyStoreError unless the group's metadata document can be replaced.
 
-    Permission bits are not enough (root ignores them, read-only mounts keep
-    them), so this also creates and removes a probe file in the folder.
+    The folder must be writable (see `_atomic.ensure_writable`: permission
+    bits, access and a probe file) and so must the document itself.
     Returns the document's path.
     """
     doc = metadata_document(store, path)
-    folder = doc.parent
-    if not os.access(folder, os.W_OK) or (doc.exists() and not os.access(doc, os.W_OK)):
-        raise ReadOnlyStoreError(f"{folder} is not writable: channel settings cannot be saved.")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".omero-probe-", dir=folder)
-    except OSError as exc:
-        raise ReadOnlyStoreError(
-            f"{folder} is not writable ({exc.strerror or exc}): channel settings cannot be saved."
-        ) from exc
-    os.close(fd)
-    os.unlink(probe)
+    purpose = "channel settings cannot be saved."
+    ensure_writable(doc.parent, purpose)
+    if doc.exists() and (not doc.stat().st_mode & 0o222 or not os.access(doc, os.W_OK)):
+        raise ReadOnlyStoreError(f"{doc} is read-only: {purpose}")
     return doc
 
 

@@ -108,6 +108,9 @@ def _write_plans(
     if target.exists() and not overwrite:
         raise StoreExistsError(f"{target}: already exists (pass overwrite=True to replace it)")
     _atomic.check_replaceable(target, _is_ome_zarr)
+    _atomic.ensure_writable(target.parent, f"cannot write {target}")
+    if target.exists():
+        _atomic.ensure_writable(target, f"refusing to replace {target}")
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = _atomic.staging_dir(target)
     try:
@@ -420,6 +423,7 @@ def add_labels(
         factors=[tuple(f[i] for i in keep) for f in img_factors],
     )
     labels_dir = image / "labels"
+    _atomic.ensure_writable(labels_dir, f"cannot add labels to {image}")
     labels_dir.mkdir(exist_ok=True)
     target = labels_dir / name
     if target.exists() and not _is_ome_zarr(str(target)) and any(target.iterdir()):
