@@ -201,7 +201,8 @@ def _array_info(arr: zarr.Array, path: str) -> NodeInfo:
     )
     try:
         info.stored_bytes = int(arr.nbytes_stored())
-    except (OSError, ValueError, NotImplementedError, TypeError):
+    # Stores that cannot list (HTTP) refuse with a RuntimeError subclass.
+    except (OSError, ValueError, RuntimeError, TypeError):
         logger.debug("stored size of %s unknown (store not listable)", path)
     return info
 
