@@ -102,7 +102,9 @@ def _is_zarr_group(folder: Path) -> bool:
 
 
 def _has_nested_ome(folder: Path, budget: list[int], depth: int) -> bool:
-    """Whether a plain zarr group holds OME-Zarr child groups (the tutorial's nested store).
+    """Whether a plain zarr group holds child images (the tutorial's nested store).
+
+    Only images count: a plate's row folder holds wells and stays plain zarr.
 
     Bounded by a shared count of folders looked at, so a huge plain zarr store
     still answers in milliseconds.
@@ -114,10 +116,11 @@ def _has_nested_ome(folder: Path, budget: list[int], depth: int) -> bool:
             continue
         budget[0] -= 1
         attrs = read_local_attrs(child)
-        if attrs is not None and md.is_ome_node(attrs):
+        if attrs is not None and "multiscales" in md.ome_attributes(attrs):
             return True
         if (
             depth < _MAX_NESTED_DEPTH
+            and not md.is_ome_node(attrs or {})  # wells and the like: not nested images
             and _is_zarr_group(child)
             and _has_nested_ome(child, budget, depth + 1)
         ):
