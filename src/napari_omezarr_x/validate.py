@@ -489,24 +489,21 @@ def _declared(node: _Node) -> tuple[str | None, dict[str, Any]]:
     return None, attrs
 
 
+# Metadata key -> the schema that judges it.
+_SCHEMA_OF_KEY = {
+    "multiscales": "image",
+    "image-label": "label",
+    "plate": "plate",
+    "well": "well",
+    "bioformats2raw.layout": "bf2raw",
+    "series": "ome",
+    "scene": "scene",
+}
+
+
 def _models(namespace: dict[str, Any]) -> list[str]:
     """Which schemas (image, label, plate, ...) apply to a group's metadata."""
-    models = []
-    if "multiscales" in namespace:
-        models.append("image")
-    if "image-label" in namespace:
-        models.append("label")
-    if "plate" in namespace:
-        models.append("plate")
-    if "well" in namespace:
-        models.append("well")
-    if "bioformats2raw.layout" in namespace:
-        models.append("bf2raw")
-    if "series" in namespace:
-        models.append("ome")
-    if "scene" in namespace:
-        models.append("scene")
-    return models
+    return [model for key, model in _SCHEMA_OF_KEY.items() if key in namespace]
 
 
 def _pointer(node: _Node, namespace: dict[str, Any]) -> str:
