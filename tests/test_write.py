@@ -296,6 +296,22 @@ def test_refuses_to_replace_a_folder_that_is_not_ome_zarr(tmp_path):
     assert (folder / "holiday.jpg").read_bytes() == b"x"
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_background_label_blocks_write_no_files(tmp_path, version):
+    labels = np.zeros((4, 1024, 1024), np.uint16)
+    labels[1, 10:40, 20:50] = 7  # one painted cell in a corner
+    path = write_labels(
+        tmp_path / "cells.ome.zarr", labels, axes="zyx", chunks=(1, 128, 128), version=version
+    )
+    level0 = Path(path) / "0"
+    chunk_files = [
+        f for f in level0.rglob("*") if f.is_file() and f.name not in ("zarr.json", ".zarray")
+    ]
+    assert 1 <= len(chunk_files) < 4 * 8 * 8 // 4
+    (image,) = read_ome_zarr(path)
+    np.testing.assert_array_equal(image.levels[0].compute(), labels)
+
+
 @pytest.fixture
 def read_only(tmp_path):
     """chmod a-w on folders (root still could write them: the writer must refuse itself)."""
