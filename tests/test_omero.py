@@ -237,18 +237,14 @@ def test_unwritable_folder_refused(
 def test_permission_bits_are_respected_even_for_root(image: Path, version: str) -> None:
     doc = metadata_doc(image, version)
     before = doc.read_bytes()
-    doc.chmod(0o444)
-    try:
-        with pytest.raises(ReadOnlyStoreError, match="read-only"):
-            omero.save_omero(image, "", omero.read_channels(image))
-    finally:
-        doc.chmod(0o644)
-    image.chmod(0o555)
-    try:
-        with pytest.raises(ReadOnlyStoreError, match="read-only"):
-            omero.save_omero(image, "", omero.read_channels(image))
-    finally:
-        image.chmod(0o755)
+    # The document marked read-only, then the folder holding it.
+    for entry, locked, unlocked in ((doc, 0o444, 0o644), (image, 0o555, 0o755)):
+        entry.chmod(locked)
+        try:
+            with pytest.raises(ReadOnlyStoreError, match="read-only"):
+                omero.save_omero(image, "", omero.read_channels(image))
+        finally:
+            entry.chmod(unlocked)
     assert doc.read_bytes() == before
 
 
