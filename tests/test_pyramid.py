@@ -127,3 +127,27 @@ def test_build_levels_matches_numpy_and_aligns_to_write_units():
         np.testing.assert_array_equal(level.compute(), expected)
         for axis_chunks, unit in zip(level.chunks, units[k], strict=True):
             assert all(c % unit == 0 for c in axis_chunks[:-1])
+
+
+def _reference_mode(x: np.ndarray, step: tuple[int, ...]) -> np.ndarray:
+    """Most frequent value of each edge-padded block, ties to the first in C order."""
+    pad = [(0, n % 2 if s == 2 else 0) for n, s in zip(x.shape, step, strict=True)]
+    xp = np.pad(x, pad, mode="edge")
+    out_shape = tuple(-(-n // s) for n, s in zip(x.shape, step, strict=True))
+    out = np.empty(out_shape, dtype=x.dtype)
+    for idx in itertools.product(*(range(n) for n in out_shape)):
+        sl = tuple(slice(i * s, i * s + s) for i, s in zip(idx, step, strict=True))
+        values = list(xp[sl].ravel())
+        out[idx] = max(values, key=lambda v: (values.count(v), -values.index(v)))
+    return out
+
+
+@pytest.mark.parametrize("step", [(2, 2, 2), (1, 2, 2), (2, 1, 2), (2, 2, 1), (1, 1, 2)])
+@pytest.mark.parametrize("dtype", ["uint8", "int32", "uint64"])
+def test_mode_matches_reference_on_mixed_and_uniform_blocks(step, dtype):
+    rng = np.random.default_rng(sum(step))
+    x = rng.choice(np.array([0, 2, 7], dtype=dtype), size=(7, 10, 9), p=[0.6, 0.3, 0.1])
+    x[:4, :4, :4] = 5  # uniform blocks next to mixed ones
+    out = pyramid.downsample_block(x, step, "mode")
+    assert out.dtype == x.dtype
+    np.testing.assert_array_equal(out, _reference_mode(x, step))

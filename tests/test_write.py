@@ -8,14 +8,16 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
+import dask
 import dask.array as da
 import numpy as np
 import ome_zarr_models
 import pytest
 
-from napari_omezarr_x import pyramid
+from napari_omezarr_x import _plan, pyramid
 from napari_omezarr_x.errors import ReadOnlyStoreError, StoreAccessError, StoreExistsError
 from napari_omezarr_x.model import Channel
 from napari_omezarr_x.read import read_ome_zarr
@@ -240,16 +242,18 @@ def test_multiscale_input_is_written_as_given(tmp_path):
 
 
 class _Recorder:
-    """An array-like that records the largest read, to prove streaming."""
+    """An array-like that records the largest read and the reading threads."""
 
     def __init__(self, data: np.ndarray) -> None:
         self.data = data
         self.shape, self.dtype, self.ndim = data.shape, data.dtype, data.ndim
         self.largest = 0
+        self.threads: set[int] = set()
 
     def __getitem__(self, key):
         out = self.data[key]
         self.largest = max(self.largest, out.size)
+        self.threads.add(threading.get_ident())
         return out
 
 
@@ -266,6 +270,28 @@ def test_dask_input_is_streamed_in_blocks(tmp_path):
     assert 0 < source.largest <= 2 * 64 * 64
     assert calls[-1][0] == calls[-1][1]
     assert all(d <= t for d, t in calls)
+
+
+@pytest.mark.parametrize(
+    ("config", "options"),
+    [
+        ({}, {"num_workers": (os.cpu_count() or 1) + 1}),
+        ({"num_workers": 5}, {}),
+        ({"scheduler": "sync"}, {}),
+    ],
+)
+def test_save_threads_follow_dask_config(config, options):
+    # One spare thread by default; a worker count or scheduler the user set wins.
+    with dask.config.set(config):
+        assert _plan._scheduler_options(da.zeros(4)) == options
+
+
+def test_synchronous_scheduler_is_honoured(tmp_path):
+    source = _Recorder(np.arange(8 * 64 * 64, dtype=np.uint16).reshape(8, 64, 64))
+    with dask.config.set(scheduler="sync"):
+        write_image(tmp_path / "s.ome.zarr", da.from_array(source, chunks=(1, 32, 32)))
+    assert source.threads == {threading.get_ident()}
+    np.testing.assert_array_equal(read_ome_zarr(str(tmp_path / "s.ome.zarr"))[0].levels[0], source.data)
 
 
 def test_failed_save_leaves_previous_store_unchanged(tmp_path):

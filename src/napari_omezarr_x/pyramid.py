@@ -23,7 +23,6 @@ Conventions (also stated in the README):
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
@@ -145,12 +144,8 @@ def _pair_sum(arr: np.ndarray, axes: Sequence[int], wide: type | None) -> np.nda
     Strided pairwise sums are several times faster than a reshape + sum.
     """
     for n, axis in enumerate(axes):
-        even = [slice(None)] * arr.ndim
-        odd = [slice(None)] * arr.ndim
-        even[axis] = slice(0, None, 2)
-        odd[axis] = slice(1, None, 2)
         dtype = wide if n == 0 and wide is not None else None
-        arr = np.add(arr[tuple(even)], arr[tuple(odd)], dtype=dtype)
+        arr = np.add(arr[_take(arr.ndim, axis, 0)], arr[_take(arr.ndim, axis, 1)], dtype=dtype)
     return arr
 
 
@@ -177,23 +172,46 @@ def _block_mean(block: np.ndarray, axes: Sequence[int]) -> np.ndarray:
 
 
 def _block_mode(block: np.ndarray, axes: Sequence[int]) -> np.ndarray:
-    """Most frequent value of each 2-block along `axes`, from strided views (no copy)."""
-    cands = []
-    for offsets in itertools.product((0, 1), repeat=len(axes)):
-        index = [slice(None)] * block.ndim
-        for axis, off in zip(axes, offsets, strict=True):
-            index[axis] = slice(off, None, 2)
-        cands.append(block[tuple(index)])
-    # C order of the offsets: the first candidate is the block's top-left pixel.
-    best = cands[0].copy()
-    mixed = np.zeros(best.shape, dtype=bool)
-    for cand in cands[1:]:
-        mixed |= cand != cands[0]
-    # Label images are mostly uniform blocks: vote only where a block is mixed.
-    where = np.nonzero(mixed)
-    if where[0].size:
-        best[where] = _vote(np.stack([cand[where] for cand in cands], axis=1))
+    """Most frequent value of each 2-block along `axes` (even lengths there).
+
+    Label images are mostly uniform blocks, so uniformity is found first, one
+    halved axis at a time from the outermost: each step compares half as many
+    pixels as the one before and only the last, smallest one reads with an
+    inner stride. Only the mixed blocks are gathered and voted on.
+    """
+    first, uniform = block, None
+    for axis in sorted(axes):
+        lo = _take(block.ndim, axis, 0)
+        hi = _take(block.ndim, axis, 1)
+        same = first[lo] == first[hi]
+        if uniform is not None:
+            same &= uniform[lo]
+            same &= uniform[hi]
+        first, uniform = first[lo], same
+    best = np.ascontiguousarray(first)
+    mixed = np.flatnonzero(~uniform) if uniform is not None else np.zeros(0, np.intp)
+    if mixed.size:
+        where = np.unravel_index(mixed, best.shape)
+        # A view with a length-2 axis after each halved one: one fancy index
+        # gathers every mixed block's pixels, in C order (top-left first).
+        split, index = [], []
+        for i, n in enumerate(block.shape):
+            if i in axes:
+                split += [n // 2, 2]
+                index += [where[i], slice(None)]
+            else:
+                split.append(n)
+                index.append(where[i])
+        rows = block.reshape(split)[tuple(index)].reshape(mixed.size, -1)
+        best.flat[mixed] = _vote(rows)
     return best
+
+
+def _take(ndim: int, axis: int, offset: int) -> tuple[slice, ...]:
+    """Index of every second element along `axis`, from `offset`."""
+    index = [slice(None)] * ndim
+    index[axis] = slice(offset, None, 2)
+    return tuple(index)
 
 
 def _vote(rows: np.ndarray) -> np.ndarray:
