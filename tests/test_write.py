@@ -17,7 +17,7 @@ import numpy as np
 import ome_zarr_models
 import pytest
 
-from napari_omezarr_x import _plan, pyramid
+from napari_omezarr_x import pyramid
 from napari_omezarr_x.errors import ReadOnlyStoreError, StoreAccessError, StoreExistsError
 from napari_omezarr_x.model import Channel
 from napari_omezarr_x.read import read_ome_zarr
@@ -272,26 +272,14 @@ def test_dask_input_is_streamed_in_blocks(tmp_path):
     assert all(d <= t for d, t in calls)
 
 
-@pytest.mark.parametrize(
-    ("config", "options"),
-    [
-        ({}, {"num_workers": (os.cpu_count() or 1) + 1}),
-        ({"num_workers": 5}, {}),
-        ({"scheduler": "sync"}, {}),
-    ],
-)
-def test_save_threads_follow_dask_config(config, options):
-    # One spare thread by default; a worker count or scheduler the user set wins.
-    with dask.config.set(config):
-        assert _plan._scheduler_options(da.zeros(4)) == options
-
-
 def test_synchronous_scheduler_is_honoured(tmp_path):
     source = _Recorder(np.arange(8 * 64 * 64, dtype=np.uint16).reshape(8, 64, 64))
     with dask.config.set(scheduler="sync"):
         write_image(tmp_path / "s.ome.zarr", da.from_array(source, chunks=(1, 32, 32)))
     assert source.threads == {threading.get_ident()}
-    np.testing.assert_array_equal(read_ome_zarr(str(tmp_path / "s.ome.zarr"))[0].levels[0], source.data)
+    np.testing.assert_array_equal(
+        read_ome_zarr(str(tmp_path / "s.ome.zarr"))[0].levels[0], source.data
+    )
 
 
 def test_failed_save_leaves_previous_store_unchanged(tmp_path):

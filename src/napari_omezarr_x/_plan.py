@@ -384,27 +384,8 @@ def store_plans(
         for plan in plans
     ]
     with _ProgressCallback(progress), _trim_callback():
-        _, found = dask.compute(write, wanted, **_scheduler_options(sources[0]))
+        _, found = dask.compute(write, wanted)
     return [np.unique(np.concatenate(v)) if v else None for v in found]
-
-
-def _scheduler_options(work: Any) -> dict[str, Any]:
-    """One thread more than there are cores for dask's default threaded scheduler.
-
-    A write task alternates between compressing (no GIL) and Python work in
-    zarr and dask (GIL held); with one spare task in flight the cores stay busy
-    through those stretches (about 10% faster on 2 cores for one more block of
-    memory). A scheduler or worker count the user configured is left alone.
-    """
-    import dask
-    import dask.base
-    import dask.threaded
-
-    if dask.config.get("num_workers", None) is not None:
-        return {}
-    if dask.base.get_scheduler(collections=[work]) is not dask.threaded.get:
-        return {}
-    return {"num_workers": (os.cpu_count() or 1) + 1}
 
 
 class _SkipBackground:
@@ -460,31 +441,30 @@ def _trim_callback() -> Any:
     the image size although live data stays a few blocks (dask.distributed
     trims its workers' memory the same way). Trimming after every task would
     make every new block fault its pages in again (seconds of kernel time for
-    a few GiB), so the heap is trimmed only once the resident size has grown
-    `TRIM_SLACK` past where the last trim left it. A no-op where glibc (or
-    /proc) is absent.
+    a few GiB), so the heap is trimmed only when the resident size exceeds
+    what it was when the save started by `TRIM_SLACK`: memory stays capped at
+    the same level for any image size while most tasks trim nothing. A no-op
+    where glibc (or /proc) is absent.
     """
     from dask.callbacks import Callback
 
     trim = _malloc_trim()
-    if trim is None or _resident() is None:
+    start = _resident()
+    if trim is None or start is None:
         return contextlib.nullcontext()
-    state = {"floor": _resident() or 0, "tasks": 0}
+    state = {"tasks": 0}
 
     def posttask(*_: object) -> None:
-        # Reading /proc costs tens of microseconds: look every few tasks.
+        # Reading /proc costs tens of microseconds: look every other task.
         state["tasks"] += 1
-        if state["tasks"] % 4:
-            return
-        if (_resident() or 0) > state["floor"] + TRIM_SLACK:
+        if state["tasks"] % 2 == 0 and (_resident() or 0) > start + TRIM_SLACK:
             trim(0)
-            state["floor"] = _resident() or 0
 
     return Callback(posttask=posttask)
 
 
-#: Growth of the resident size (bytes) that makes the writer trim the heap.
-TRIM_SLACK = 64 * 2**20
+#: Growth of the resident size during a save (bytes) beyond which the heap is trimmed.
+TRIM_SLACK = 128 * 2**20
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
