@@ -12,7 +12,9 @@ Results go to ``--out`` as ``results.json`` (one record per case) and ``results.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -24,8 +26,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import volumes  # noqa: E402
 from report import environment, markdown  # noqa: E402
-from volumes import ensure_inputs  # noqa: E402
 
 DEFAULT_SIZE = (2, 128, 2048, 2048)
 QUICK_SIZE = (2, 64, 1024, 1024)
@@ -149,6 +151,17 @@ class Runner:
             wrap = [py_spy, "record", "--format", "raw", "-r", "50"]
             wrap += ["-o", str(profile), "--"]
         return self.run(spec, wrap)
+
+
+def ensure_inputs(workdir: Path, size: tuple[int, ...]) -> dict[str, str]:
+    """The input volumes, generated in a child process when missing.
+
+    A child started by fork inherits its parent's peak RSS, so generating the
+    inputs in this process would inflate every case's recorded peak.
+    """
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(volumes.ensure_inputs, workdir, size).result()
 
 
 def scaled(size: tuple[int, ...], factor: float) -> tuple[int, ...]:
