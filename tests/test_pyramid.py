@@ -151,3 +151,15 @@ def test_mode_matches_reference_on_mixed_and_uniform_blocks(step, dtype):
     out = pyramid.downsample_block(x, step, "mode")
     assert out.dtype == x.dtype
     np.testing.assert_array_equal(out, _reference_mode(x, step))
+
+
+@pytest.mark.parametrize("step", [(2, 2, 1), (2, 2, 2)])
+def test_mode_leaves_its_input_unchanged(step):
+    # Top-left pixels outvoted by the rest; with length-2 halved axes the
+    # top-left pixels form a contiguous slice of the input.
+    x = np.full((2, 2, 2), 7, dtype=np.uint16)
+    x[0, 0] = 1
+    before = x.copy()
+    out = pyramid.downsample_block(x, step, "mode")
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_array_equal(out, _reference_mode(before, step))

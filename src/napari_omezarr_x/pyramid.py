@@ -188,8 +188,10 @@ def _block_mode(block: np.ndarray, axes: Sequence[int]) -> np.ndarray:
             same &= uniform[lo]
             same &= uniform[hi]
         first, uniform = first[lo], same
-    best = np.ascontiguousarray(first)
-    mixed = np.flatnonzero(~uniform) if uniform is not None else np.zeros(0, np.intp)
+    # A copy, never a view: with one halved axis of length 2 the top-left
+    # pixels are a contiguous view of `block`, which must not be written to.
+    best = first.copy()
+    mixed = np.flatnonzero(~uniform)
     if mixed.size:
         where = np.unravel_index(mixed, best.shape)
         # A view with a length-2 axis after each halved one: one fancy index
