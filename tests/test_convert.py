@@ -12,7 +12,7 @@ import zarr
 
 from napari_omezarr_x.convert import convert
 from napari_omezarr_x.errors import StoreAccessError
-from napari_omezarr_x.validate import validate_store
+from napari_omezarr_x.spec.validate import validate_store
 
 STACK = (np.arange(4 * 3 * 24 * 20) % 251).astype("uint16").reshape(4, 3, 24, 20)
 

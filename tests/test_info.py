@@ -11,7 +11,7 @@ from conftest import CORPUS_DATASETS
 from http_helpers import serve
 from napari_omezarr_x.errors import StoreAccessError
 from napari_omezarr_x.info import describe_store, format_tree
-from napari_omezarr_x.validate import validate_store
+from napari_omezarr_x.spec.validate import validate_store
 
 
 @pytest.mark.parametrize("dataset", CORPUS_DATASETS, ids=lambda d: d["id"])

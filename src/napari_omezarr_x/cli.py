@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .validate import validate_store
+    from .spec.validate import validate_store
 
     try:
         report = validate_store(args.path, strict=args.strict, metadata_only=args.metadata_only)

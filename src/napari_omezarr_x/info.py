@@ -16,7 +16,7 @@ from typing import Any
 import zarr
 
 from .errors import StoreAccessError
-from .store import open_location
+from .storage import open_location
 
 logger = logging.getLogger(__name__)
 

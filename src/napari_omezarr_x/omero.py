@@ -11,42 +11,34 @@ cannot leave half a document behind. Remote and zipped stores are read-only.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from napari_omezarr_x._atomic import ensure_writable
-from napari_omezarr_x.errors import (
+from .errors import (
     MetadataError,
     NotOmeZarrError,
     ReadOnlyStoreError,
     StoreAccessError,
 )
-from napari_omezarr_x.model import Channel
+from .model import Channel
+from .storage import (
+    ZIP_SUFFIXES,
+    ensure_writable,
+    is_remote,
+    local_path,
+    open_store,
+    read_json,
+    write_json,
+)
 
 logger = logging.getLogger(__name__)
 
-_ZIP_SUFFIXES = (".zip", ".ozx")
 _WINDOW_KEYS = ("start", "end", "min", "max")
-# Indentation zarr-python itself uses for each metadata flavour.
-_INDENT = {".zattrs": 4, "zarr.json": 2}
-
-
-def is_remote(store: str | os.PathLike[str]) -> bool:
-    """True for URLs (http, https, s3, ...) other than `file://`."""
-    text = os.fspath(store)
-    return "://" in text and not text.startswith("file://")
-
-
-def _local_path(store: str | os.PathLike[str]) -> Path:
-    text = os.fspath(store)
-    return Path(text[len("file://") :] if text.startswith("file://") else text)
 
 
 def channel_from_omero(raw: Mapping[str, Any]) -> Channel:
@@ -100,16 +92,10 @@ def read_omero(store: str | os.PathLike[str], path: str = "") -> dict[str, Any] 
     own metadata document, not a consolidated copy, so it sees the last save.
     """
     import zarr
-    import zarr.storage
 
     text = os.fspath(store)
     try:
-        if is_remote(text):
-            zstore: Any = zarr.storage.FsspecStore.from_url(text, read_only=True)
-        elif _local_path(text).is_file():
-            zstore = zarr.storage.ZipStore(_local_path(text), mode="r")
-        else:
-            zstore = zarr.storage.LocalStore(_local_path(text), read_only=True)
+        zstore = open_store(text)
         group = zarr.open_group(zstore, path=path or "", mode="r", use_consolidated=False)
         attrs = group.attrs.asdict()
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
@@ -142,8 +128,8 @@ def metadata_document(store: str | os.PathLike[str], path: str = "") -> Path:
             f"{text} is a remote store: channel settings cannot be saved there. "
             "Use File > Save as OME-Zarr to write a local copy."
         )
-    root = _local_path(text)
-    if root.is_file() and (root.suffix.lower() in _ZIP_SUFFIXES or zipfile.is_zipfile(root)):
+    root = local_path(text)
+    if root.is_file() and (root.suffix.lower() in ZIP_SUFFIXES or zipfile.is_zipfile(root)):
         raise ReadOnlyStoreError(
             f"{text} is a zipped store, which is read-only: channel settings cannot be saved "
             "there. Unzip it or use File > Save as OME-Zarr."
@@ -160,7 +146,7 @@ def metadata_document(store: str | os.PathLike[str], path: str = "") -> Path:
 def check_writable(store: str | os.PathLike[str], path: str = "") -> Path:
     """Raise ReadOnlyStoreError unless the group's metadata document can be replaced.
 
-    The folder must be writable (see `_atomic.ensure_writable`: permission
+    The folder must be writable (see `storage.ensure_writable`: permission
     bits, access and a probe file) and so must the document itself.
     Returns the document's path.
     """
@@ -186,7 +172,7 @@ def save_omero(
     """
     doc = check_writable(store, path)
     raw_channels = [channel_to_omero(c) for c in channels]
-    document = _load_json(doc) if doc.exists() else {}
+    document = read_json(doc) if doc.exists() else {}
     attrs = _attributes_of(document, doc)
     expected = _channel_count(doc.parent, attrs, doc.name)
     if expected is not None and expected != len(raw_channels):
@@ -198,8 +184,8 @@ def save_omero(
     omero = holder.get("omero") if isinstance(holder.get("omero"), dict) else {}
     omero = {**omero, "channels": raw_channels}
     holder["omero"] = omero
-    _write_json_atomic(doc, document)
-    _update_consolidated(_local_path(store), path, doc.name, attrs)
+    write_json(doc, document)
+    _update_consolidated(local_path(store), path, doc.name, attrs)
     logger.info("Saved %d channel setting(s) to %s", len(raw_channels), doc)
     return doc
 
@@ -240,7 +226,7 @@ def _channel_count(group: Path, attrs: Mapping[str, Any], doc_name: str) -> int 
     array = group / str(datasets[0].get("path", ""))
     meta = array / ("zarr.json" if doc_name == "zarr.json" else ".zarray")
     try:
-        shape = _load_json(meta).get("shape")
+        shape = read_json(meta).get("shape")
     except (OSError, MetadataError):
         return None
     if not isinstance(shape, list) or len(shape) != len(names):
@@ -258,54 +244,25 @@ def _update_consolidated(root: Path, path: str, doc_name: str, attrs: dict[str, 
         zmeta = root / ".zmetadata"
         if not zmeta.is_file():
             return
-        document = _load_json(zmeta)
+        document = read_json(zmeta)
         entries = document.get("metadata")
         key = f"{path.strip('/')}/.zattrs" if path.strip("/") else ".zattrs"
         if isinstance(entries, dict) and key in entries:
             entries[key] = attrs
-            _write_json_atomic(zmeta, document, indent=4)
+            write_json(zmeta, document, indent=4)
         return
     if not path.strip("/"):
         return  # the root group's own zarr.json was the document just written
     root_doc = root / "zarr.json"
     if not root_doc.is_file():
         return
-    document = _load_json(root_doc)
+    document = read_json(root_doc)
     consolidated = document.get("consolidated_metadata")
     entries = consolidated.get("metadata") if isinstance(consolidated, dict) else None
     entry = entries.get(path.strip("/")) if isinstance(entries, dict) else None
     if isinstance(entry, dict):
         entry["attributes"] = attrs
-        _write_json_atomic(root_doc, document)
-
-
-def _load_json(doc: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(doc.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise MetadataError(f"{doc} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise MetadataError(f"{doc} does not hold a JSON object")
-    return data
-
-
-def _write_json_atomic(doc: Path, document: Mapping[str, Any], indent: int | None = None) -> None:
-    """Replace `doc` by the JSON of `document` through a temporary file in the same folder."""
-    text = json.dumps(document, indent=indent or _INDENT.get(doc.name, 2), allow_nan=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{doc.name}.", suffix=".tmp", dir=doc.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if doc.exists():
-            os.chmod(tmp, doc.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, doc)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_json(root_doc, document)
 
 
 def _normalise_color(color: str) -> str:

@@ -26,8 +26,8 @@ from skimage.feature import peak_local_max
 from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
-from napari_omezarr_x import __version__
-from napari_omezarr_x.model import Channel
+from . import __version__
+from .model import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def write_sample(path: Path | str, *, version: str = "0.5", seed: int = 0) -> st
     The image has axes c, z, y, x in micrometres, a pyramid, omero channel settings and
     `labels/nuclei` with one colour and a volume (um^3) per nucleus. Returns the path.
     """
-    from napari_omezarr_x.write import add_labels, write_image
+    from .write import add_labels, write_image
 
     cells = make_cells(seed=seed)
     labels = segment_nuclei(cells.image[1], cells.voxel_size)

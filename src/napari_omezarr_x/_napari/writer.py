@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from napari_omezarr_x.layout import LayerInput, plan_layout
 from napari_omezarr_x.model import Channel
 from napari_omezarr_x.write import add_labels, is_image, write_store
+from napari_omezarr_x.write.layout import LayerInput, plan_layout
 
 log = logging.getLogger(__name__)
 

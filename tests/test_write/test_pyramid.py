@@ -8,7 +8,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from napari_omezarr_x import pyramid
+from napari_omezarr_x.write import pyramid
 
 SPACE3 = ["space", "space", "space"]
 

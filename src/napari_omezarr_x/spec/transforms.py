@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MetadataError, NgffComplianceWarning
+from napari_omezarr_x.errors import MetadataError, NgffComplianceWarning
 
 _TOL = 1e-9
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from conftest import CONFORMANCE
-from napari_omezarr_x import metadata as md
 from napari_omezarr_x.errors import MetadataError, NgffComplianceWarning
-from napari_omezarr_x.hcs import parse_plate
 from napari_omezarr_x.read import read_ome_zarr
-from napari_omezarr_x.transforms import placement
+from napari_omezarr_x.read.plates import parse_plate
+from napari_omezarr_x.spec import metadata as md
+from napari_omezarr_x.spec.transforms import placement
 
 
 def _cases(kind: str, validity: str) -> list[Path]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .model import Axis, Channel
+from napari_omezarr_x.model import Axis, Channel
 
 VERSIONS = ("0.4", "0.5")
 

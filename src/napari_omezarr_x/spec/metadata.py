@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MetadataError, NgffComplianceWarning
-from .model import Axis, Channel, LabelMeta
+from napari_omezarr_x.errors import MetadataError, NgffComplianceWarning
+from napari_omezarr_x.model import Axis, Channel, LabelMeta
+
 from .transforms import sequence_matrix
 
 KNOWN_VERSIONS = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6")

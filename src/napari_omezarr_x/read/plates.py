@@ -12,17 +12,17 @@ import math
 import re
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from . import metadata as md
-from .errors import MetadataError, NgffComplianceWarning, OmeZarrXError
-from .model import Image
-from .store import parallel
+from napari_omezarr_x.errors import MetadataError, NgffComplianceWarning, OmeZarrXError
+from napari_omezarr_x.model import Image
+from napari_omezarr_x.spec import metadata as md
+from napari_omezarr_x.storage import parallel
 
-if TYPE_CHECKING:
-    from .read import Node, Reader
+from .images import ImageReader
+from .nodes import Node
 
 Grid = dict[tuple[int, int], Image]
 
@@ -54,7 +54,7 @@ def _field_paths(attrs: dict[str, Any]) -> list[str]:
     return [str(i["path"]).strip("/") for i in images if isinstance(i, dict) and "path" in i]
 
 
-def _read_fields(reader: Reader, paths: list[str]) -> list[Image | None]:
+def _read_fields(reader: ImageReader, paths: list[str]) -> list[Image | None]:
     """Images at `paths` read concurrently; a broken one gives None.
 
     Fields of one plate usually share their flaws (the same odd unit in 384
@@ -229,7 +229,7 @@ def parse_plate(attrs: dict[str, Any], where: str) -> PlateLayout:
     return PlateLayout(str(name) if name else None, str(version), rows, cols, positions)
 
 
-def read_plate(reader: Reader, path: str, group: Node) -> Image:
+def read_plate(reader: ImageReader, path: str, group: Node) -> Image:
     """A plate as a mosaic of each well's first field (field index 0)."""
     attrs = group.attrs
     where = reader.loc.describe(path)
@@ -259,7 +259,7 @@ def read_plate(reader: Reader, path: str, group: Node) -> Image:
     return mosaic(grid, len(layout.rows), len(layout.columns), template=template, kind="plate")
 
 
-def read_well(reader: Reader, path: str, group: Node) -> Image:
+def read_well(reader: ImageReader, path: str, group: Node) -> Image:
     """A well as its fields tiled on a near-square grid, row by row."""
     attrs = group.attrs
     where = reader.loc.describe(path)
@@ -280,7 +280,9 @@ def read_well(reader: Reader, path: str, group: Node) -> Image:
     return mosaic(grid, n_rows, n_cols, template=template, kind="well")
 
 
-def _template(reader: Reader, path: str, version: str, name: Any, ome: dict[str, Any]) -> Image:
+def _template(
+    reader: ImageReader, path: str, version: str, name: Any, ome: dict[str, Any]
+) -> Image:
     return Image(
         store=reader.loc.root,
         path=path,

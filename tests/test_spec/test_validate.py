@@ -10,7 +10,7 @@ import zarr
 
 from conftest import CONFORMANCE, CORPUS_DATASETS
 from napari_omezarr_x.errors import StoreAccessError
-from napari_omezarr_x.validate import validate_store
+from napari_omezarr_x.spec.validate import validate_store
 
 CASES = sorted(
     p.relative_to(CONFORMANCE).as_posix() for p in CONFORMANCE.glob("*/*/*/*/*.ome.zarr")

@@ -10,7 +10,7 @@ Public API used by scripts, the napari writer, the CLI and the sample:
   and labels in one store, as the napari writer does for a layer selection.
 
 Every write is crash-safe: a store is built next to its target and moved into
-place when complete (see `_atomic`), and a folder that is not an OME-Zarr is
+place when complete (see `storage.atomic`), and a folder that is not an OME-Zarr is
 never replaced. See the README section "Saving" for chunks, compression,
 downsampling and the translation of pyramid levels.
 """
@@ -24,31 +24,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _atomic, pyramid
-from ._existing import (
+from napari_omezarr_x.errors import NotOmeZarrError, StoreExistsError
+from napari_omezarr_x.model import Axis, Channel
+from napari_omezarr_x.read import looks_like_ome_zarr
+from napari_omezarr_x.storage import atomic
+
+from . import pyramid
+from .documents import VERSIONS
+from .execute import store_plans
+from .existing import (
     image_factors,
     image_info,
     label_axes,
     level0_geometry,
     update_labels_list,
 )
-from ._plan import CLEVEL, Colors, Plan, Progress, create_arrays, make_plan, store_plans
-from ._write_meta import VERSIONS
-from .errors import NotOmeZarrError, StoreExistsError
-from .model import Axis, Channel
+from .plan import CLEVEL, Colors, Plan, Progress, create_arrays, make_plan
 
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "ImageSpec",
-    "LabelsSpec",
-    "add_labels",
-    "is_image",
-    "write_image",
-    "write_labels",
-    "write_store",
-]
-
 
 @dataclass
 class ImageSpec:
@@ -88,12 +81,6 @@ class LabelsSpec:
     properties: Sequence[dict[str, Any]] = field(default_factory=list)
 
 
-def _is_ome_zarr(path: str) -> bool:
-    from .read import looks_like_ome_zarr
-
-    return looks_like_ome_zarr(path)
-
-
 def _check_version(version: str) -> str:
     version = str(version)
     if version not in VERSIONS:
@@ -107,17 +94,17 @@ def _write_plans(
     """Build `plans` in a staging folder and move it to `target` when complete."""
     if target.exists() and not overwrite:
         raise StoreExistsError(f"{target}: already exists (pass overwrite=True to replace it)")
-    _atomic.check_replaceable(target, _is_ome_zarr)
-    _atomic.ensure_writable(target.parent, f"cannot write {target}")
+    atomic.check_replaceable(target, looks_like_ome_zarr)
+    atomic.ensure_writable(target.parent, f"cannot write {target}")
     if target.exists():
-        _atomic.ensure_writable(target, f"refusing to replace {target}")
+        atomic.ensure_writable(target, f"refusing to replace {target}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staged = _atomic.staging_dir(target)
+    staged = atomic.staging_dir(target)
     try:
         arrays = create_arrays(staged, plans)
         present = store_plans(plans, arrays, progress)
         _write_group_attrs(staged, plans, present)
-        _atomic.move_into_place(staged, target)
+        atomic.move_into_place(staged, target)
     finally:
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
@@ -423,10 +410,10 @@ def add_labels(
         factors=[tuple(f[i] for i in keep) for f in img_factors],
     )
     labels_dir = image / "labels"
-    _atomic.ensure_writable(labels_dir, f"cannot add labels to {image}")
+    atomic.ensure_writable(labels_dir, f"cannot add labels to {image}")
     labels_dir.mkdir(exist_ok=True)
     target = labels_dir / name
-    if target.exists() and not _is_ome_zarr(str(target)) and any(target.iterdir()):
+    if target.exists() and not looks_like_ome_zarr(str(target)) and any(target.iterdir()):
         raise StoreExistsError(f"{target}: exists and is not an OME-Zarr label image")
     _write_plans(target, [plan], progress, overwrite=True)
     update_labels_list(labels_dir, version, name)

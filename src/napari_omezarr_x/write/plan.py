@@ -1,20 +1,15 @@
 """How one multiscale image becomes zarr arrays: levels, chunks, codecs, attrs.
 
 A `Plan` is everything needed to write one image (or label image) into a
-group of a store being built; `store_plans` writes any number of them in a
-single dask pass, so every input block is read once and every level of every
-image is produced from it while it is in memory.
+group of a store being built: level graphs, chunks, shards, codecs and group
+attributes. `create_arrays` makes their empty arrays; `execute.store_plans`
+fills them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import functools
-import itertools
 import logging
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_omezarr_x.model import Axis, Channel
+
 from . import pyramid
-from ._write_meta import (
+from .documents import (
     group_attrs,
     image_label_json,
     make_axes,
     multiscale_json,
     omero_json,
 )
-from .model import Axis, Channel
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -357,167 +353,3 @@ def create_arrays(root: Path, plans: Sequence[Plan]) -> list[list[Any]]:
             arrays.append(group.create_array(**kwargs))
         out.append(arrays)
     return out
-
-
-def store_plans(
-    plans: Sequence[Plan], arrays: Sequence[Sequence[Any]], progress: Progress | None
-) -> list[np.ndarray | None]:
-    """Compute and write every level of every plan in one dask pass.
-
-    Returns, per plan, the sorted values present in level 0 when the plan's
-    label colours come from a colormap (computed in the same pass), else None.
-    """
-    import dask
-    import dask.array as da
-
-    sources = [lv for plan in plans for lv in plan.levels]
-    targets = [
-        _SkipBackground(a) if plan.label is not None else a
-        for plan, arrs in zip(plans, arrays, strict=True)
-        for a in arrs
-    ]
-    write = da.store(sources, targets, lock=False, compute=False)
-    wanted = [
-        [dask.delayed(_present)(b) for b in plan.levels[0].to_delayed().ravel()]
-        if plan.label is not None and callable(plan.colors)
-        else []
-        for plan in plans
-    ]
-    with _ProgressCallback(progress), _trim_callback():
-        _, found = dask.compute(write, wanted)
-    return [np.unique(np.concatenate(v)) if v else None for v in found]
-
-
-class _SkipBackground:
-    """A zarr array target for `da.store` that leaves out all-background write units.
-
-    A block spans whole write units (shards, else chunks); units holding only 0
-    are not written at all (the store is new, so they read as the fill value 0),
-    which keeps painted labels, mostly background, to few files.
-    """
-
-    def __init__(self, array: Any) -> None:
-        self.array = array
-        self.shape = array.shape
-        self.dtype = array.dtype
-        self.unit = tuple(array.shards or array.chunks)
-
-    def __setitem__(self, key: tuple[slice, ...], block: np.ndarray) -> None:
-        grid = [range(0, n, u) for n, u in zip(block.shape, self.unit, strict=True)]
-        units = [
-            tuple(slice(i, i + u) for i, u in zip(corner, self.unit, strict=True))
-            for corner in itertools.product(*grid)
-        ]
-        kept = [unit for unit in units if block[unit].any()]
-        if len(kept) == len(units):
-            self.array[key] = block
-            return
-        for unit in kept:
-            piece = block[unit]
-            target = tuple(
-                slice((k.start or 0) + u.start, (k.start or 0) + u.start + n)
-                for k, u, n in zip(key, unit, piece.shape, strict=True)
-            )
-            self.array[target] = piece
-
-
-def _present(block: np.ndarray) -> np.ndarray:
-    """The distinct values of a label block (bincount when the range is small)."""
-    flat = block.ravel()
-    if flat.size == 0:
-        return flat
-    lo, hi = flat.min(), flat.max()
-    if int(hi) - int(lo) < 1 << 20:
-        counts = np.bincount((flat - lo).astype(np.intp, copy=False))
-        return (np.flatnonzero(counts) + int(lo)).astype(block.dtype)
-    return np.unique(flat)
-
-
-def _trim_callback() -> Any:
-    """A dask callback giving freed memory back to the OS as a save runs.
-
-    glibc keeps the pages of freed multi-megabyte blocks in its per-thread
-    arenas, so without trimming the resident size of a long save creeps up with
-    the image size although live data stays a few blocks (dask.distributed
-    trims its workers' memory the same way). Trimming after every task would
-    make every new block fault its pages in again (seconds of kernel time for
-    a few GiB), so the heap is trimmed only when the resident size exceeds
-    what it was when the save started by `TRIM_SLACK`: memory stays capped at
-    the same level for any image size while most tasks trim nothing. A no-op
-    where glibc (or /proc) is absent.
-    """
-    from dask.callbacks import Callback
-
-    trim = _malloc_trim()
-    start = _resident()
-    if trim is None or start is None:
-        return contextlib.nullcontext()
-    state = {"tasks": 0}
-
-    def posttask(*_: object) -> None:
-        # Reading /proc costs tens of microseconds: look every other task.
-        state["tasks"] += 1
-        if state["tasks"] % 2 == 0 and (_resident() or 0) > start + TRIM_SLACK:
-            trim(0)
-
-    return Callback(posttask=posttask)
-
-
-#: Growth of the resident size during a save (bytes) beyond which the heap is trimmed.
-TRIM_SLACK = 128 * 2**20
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _resident() -> int | None:
-    """The process's resident set size in bytes (Linux), else None."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-    return getattr(libc, "malloc_trim", None)
-
-
-class _ProgressCallback:
-    """Reports finished dask tasks to `progress(done, total)`."""
-
-    def __init__(self, progress: Progress | None) -> None:
-        self._progress = progress
-        self._cb = None
-
-    def __enter__(self) -> _ProgressCallback:
-        if self._progress is None:
-            return self
-        from dask.callbacks import Callback
-
-        state = {"done": 0, "total": 0}
-        report = self._progress
-
-        def start(dsk):
-            state["total"] = len(dsk)
-            report(0, state["total"])
-
-        def posttask(key, result, dsk, st, worker_id):
-            state["done"] += 1
-            report(min(state["done"], state["total"]), state["total"])
-
-        self._cb = Callback(start=start, posttask=posttask)
-        self._cb.__enter__()
-        self._state = state
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._cb is None:
-            return
-        self._cb.__exit__(*exc)
-        if exc[0] is None and self._progress is not None:
-            # Graph keys that are data, not tasks, never finish: end at 100%.
-            self._progress(self._state["total"], self._state["total"])

@@ -8,7 +8,7 @@ import zarr
 
 from napari_omezarr_x.errors import MetadataError, NgffComplianceWarning
 from napari_omezarr_x.read import read_ome_zarr
-from napari_omezarr_x.transforms import placement, sequence_matrix, transform_matrix
+from napari_omezarr_x.spec.transforms import placement, sequence_matrix, transform_matrix
 
 ROT90 = [[0.0, -1.0], [1.0, 0.0]]
 ROT3 = [[1, 0, 0], [0, 0, -1], [0, 1, 0]]

@@ -17,7 +17,6 @@ import numpy as np
 import ome_zarr_models
 import pytest
 
-from napari_omezarr_x import pyramid
 from napari_omezarr_x.errors import ReadOnlyStoreError, StoreAccessError, StoreExistsError
 from napari_omezarr_x.model import Channel
 from napari_omezarr_x.read import read_ome_zarr
@@ -25,6 +24,7 @@ from napari_omezarr_x.write import (
     ImageSpec,
     LabelsSpec,
     add_labels,
+    pyramid,
     write_image,
     write_labels,
     write_store,
@@ -423,7 +423,7 @@ def test_labels_may_leave_out_channel_and_single_time_point(tmp_path):
 
 
 def test_layout_of_a_layer_selection(tmp_path):
-    from napari_omezarr_x.layout import LayerInput, plan_layout
+    from napari_omezarr_x.write.layout import LayerInput, plan_layout
 
     rng = np.random.default_rng(9)
     t_series = rng.integers(0, 99, (3, 4, 20, 30), dtype=np.uint8)
@@ -507,7 +507,7 @@ def test_free_axis_names_end_as_space_axes(tmp_path):
 
 
 def test_replace_without_atomic_exchange(tmp_path, monkeypatch):
-    from napari_omezarr_x import _atomic
+    from napari_omezarr_x.storage import atomic as _atomic
 
     path = tmp_path / "swap.ome.zarr"
     write_image(path, np.full((16, 16), 1, np.uint8))

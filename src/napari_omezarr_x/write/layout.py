@@ -21,10 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._plan import Colors, is_multiscale
-from ._write_meta import DEFAULT_NAMES
-from .model import Channel
-from .write import ImageSpec, LabelsSpec
+from napari_omezarr_x.model import Channel
+
+from .documents import DEFAULT_NAMES
+from .plan import Colors, is_multiscale
+from .stores import ImageSpec, LabelsSpec
 
 
 @dataclass

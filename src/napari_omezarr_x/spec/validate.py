@@ -14,20 +14,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import fsspec
 
-from ._schemas import bundled_versions, is_prerelease, normalised, schema_issues
-from .errors import StoreAccessError
-from .store import (
-    HTTP_CONNECT_TIMEOUT,
-    HTTP_READ_TIMEOUT,
-    METADATA_FILES,
-    ZIP_SUFFIXES,
-    layout1_data_dir,
-)
+from napari_omezarr_x.errors import StoreAccessError
+from napari_omezarr_x.storage import open_mapper
+
+from .schemas import bundled_versions, is_prerelease, normalised, schema_issues
 
 _INTEGER_DTYPES = {f"{s}int{b}" for s in ("", "u") for b in (8, 16, 32, 64)}
 _OME_KEYS = (
@@ -90,35 +84,6 @@ class _Node:
     def pointer(self) -> str:
         """JSON path prefix of the attributes inside `key`."""
         return "$.attributes" if self.zarr_format == 3 else "$"
-
-
-def open_mapper(path: str) -> fsspec.FSMap:
-    """A read-only key -> bytes view of a local folder, a .zip file or an http(s) URL."""
-    if re.match(r"^https?://", path):
-        import aiohttp
-
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=HTTP_CONNECT_TIMEOUT, sock_read=HTTP_READ_TIMEOUT
-        )
-        return fsspec.get_mapper(path.rstrip("/"), client_kwargs={"timeout": timeout})
-    local = Path(path)
-    if not local.exists():
-        raise StoreAccessError(f"{path}: no such file or directory")
-    if local.is_file():
-        if local.suffix.lower() not in ZIP_SUFFIXES:
-            raise StoreAccessError(f"{path}: not a folder, a .zip file or an http(s) URL")
-        try:
-            zipped = fsspec.filesystem("zip", fo=str(local))
-            names = zipped.ls("", detail=False)
-        except Exception as exc:
-            raise StoreAccessError(f"{path}: cannot open zip file ({exc})") from exc
-        tops = [n.strip("/") for n in names]
-        # A zip holding one top-level folder (`image.zarr/...`) has its store in there.
-        if not set(tops) & set(METADATA_FILES) and len(tops) == 1:
-            return zipped.get_mapper(tops[0])
-        return zipped.get_mapper("")
-    data = layout1_data_dir(local)
-    return fsspec.get_mapper(str(data if data is not None else local))
 
 
 def validate_store(

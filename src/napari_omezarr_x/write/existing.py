@@ -9,18 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _atomic
-from ._write_meta import VERSIONS
-from .errors import MetadataError, NotOmeZarrError
-from .model import Axis
+from napari_omezarr_x.errors import MetadataError, NotOmeZarrError
+from napari_omezarr_x.model import Axis
+from napari_omezarr_x.storage import read_json, write_file, write_json
 
-
-def read_json(path: Path) -> dict[str, Any]:
-    """The JSON document at `path`; MetadataError naming it when unreadable."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise MetadataError(f"{path}: cannot read metadata ({err})") from err
+from .documents import VERSIONS
 
 
 def image_info(image: Path) -> tuple[str, dict[str, Any], bool]:
@@ -104,10 +97,10 @@ def update_labels_list(labels_dir: Path, version: str, name: str) -> None:
     else:
         zgroup = labels_dir / ".zgroup"
         if not zgroup.is_file():
-            _atomic.write_file(zgroup, json.dumps({"zarr_format": 2}).encode())
+            write_file(zgroup, json.dumps({"zarr_format": 2}).encode())
         meta = labels_dir / ".zattrs"
         doc = read_json(meta) if meta.is_file() else {}
         holder = doc
     names = [n for n in holder.get("labels", []) if n != name] + [name]
     holder["labels"] = names
-    _atomic.write_file(meta, json.dumps(doc, indent=2).encode())
+    write_json(meta, doc)

@@ -5,31 +5,22 @@ A path may point inside a store (`image.zarr/labels/cells`, `plate.ozx/A/1`);
 reader can see the context (the parent image of a label, the OME-XML of a
 bioformats2raw collection). Only the public zarr v3 API is used; zarr is
 imported on first use so that napari's cheap "is this mine?" check stays cheap.
-Also here: the small I/O helpers of the reader (concurrent calls, lazy dask
-views of zarr arrays whose read errors name the array).
 """
 
 from __future__ import annotations
 
 import json
-import uuid
+import os
 import zipfile
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import numpy as np
-
-from .errors import StoreAccessError
+from napari_omezarr_x.errors import StoreAccessError
 
 if TYPE_CHECKING:
     from zarr.abc.store import Store
-
-T = TypeVar("T")
-_MAX_WORKERS = 16
 
 ZIP_SUFFIXES = (".zip", ".ozx")
 METADATA_FILES = ("zarr.json", ".zattrs", ".zgroup")
@@ -98,6 +89,30 @@ class Location:
             return _http_get(f"{self.root}/{key}")
         except OSError:
             return None
+
+
+def is_remote(store: str | os.PathLike[str]) -> bool:
+    """True for URLs (http, https, s3, ...) other than `file://`."""
+    text = os.fspath(store)
+    return "://" in text and not text.startswith("file://")
+
+
+def local_path(store: str | os.PathLike[str]) -> Path:
+    """The local path of a path or `file://` URL."""
+    text = os.fspath(store)
+    return Path(text[len("file://") :] if text.startswith("file://") else text)
+
+
+def open_store(store: str | os.PathLike[str]) -> Store:
+    """A read-only zarr store rooted exactly at `store` (folder, zip file or URL)."""
+    import zarr.storage
+
+    text = os.fspath(store)
+    if is_remote(text):
+        return zarr.storage.FsspecStore.from_url(text, read_only=True)
+    if local_path(text).is_file():
+        return zarr.storage.ZipStore(local_path(text), mode="r")
+    return zarr.storage.LocalStore(local_path(text), read_only=True)
 
 
 def is_url(path: str) -> bool:
@@ -264,58 +279,3 @@ def read_local_attrs(folder: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return None
-
-
-def parallel(calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
-    """Run independent I/O calls concurrently; each result or the exception it raised."""
-
-    def run(call: Callable[[], T]) -> T | Exception:
-        try:
-            return call()
-        except Exception as exc:  # handed back to the caller to judge
-            return exc
-
-    if len(calls) <= 1:
-        return [run(c) for c in calls]
-    with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(calls))) as pool:
-        return list(pool.map(run, calls))
-
-
-class ChunkSource:
-    """A zarr array whose read errors name the array and the region.
-
-    An undecodable chunk or a dropped connection surfaces when napari draws,
-    far from the open call; this makes that message say which array failed.
-    """
-
-    def __init__(self, array: Any, where: str) -> None:
-        self.array = array
-        self.where = where
-        self.shape = tuple(array.shape)
-        self.dtype = array.dtype
-        self.ndim = array.ndim
-
-    def __getitem__(self, key: Any) -> Any:
-        try:
-            return self.array[key]
-        except Exception as exc:
-            raise StoreAccessError(
-                f"{self.where}: cannot read chunk data at {key}: {type(exc).__name__}: {exc}"
-            ) from exc
-
-
-def to_dask(arr: Any, where: str) -> Any:
-    """A lazy dask view of a zarr array, chunked as stored (inner chunks when sharded).
-
-    `meta` is given so dask does not read from the array to learn its type.
-    """
-    import dask.array as da
-
-    return da.from_array(
-        ChunkSource(arr, where),
-        chunks=arr.chunks,
-        name=f"omezarrx-{uuid.uuid4().hex}",
-        meta=np.empty((0,) * arr.ndim, dtype=arr.dtype),
-        inline_array=True,
-        asarray=False,
-    )

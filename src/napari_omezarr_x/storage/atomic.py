@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ReadOnlyStoreError, StoreAccessError, StoreExistsError
+from napari_omezarr_x.errors import ReadOnlyStoreError, StoreAccessError, StoreExistsError
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def move_into_place(staged: Path, target: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def write_file(path: Path, content: bytes) -> None:
+def write_file(path: Path, content: bytes, mode: int = 0o644) -> None:
     """Replace the file at `path` with `content` atomically (temp file + os.replace)."""
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
@@ -134,6 +134,7 @@ def write_file(path: Path, content: bytes) -> None:
             fh.write(content)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

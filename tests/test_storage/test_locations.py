@@ -17,10 +17,10 @@ import zarr.storage
 
 from conftest import CORPUS
 from http_helpers import QuietHandler, serve
-from napari_omezarr_x import store as store_mod
 from napari_omezarr_x.errors import StoreAccessError
 from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
-from napari_omezarr_x.store import open_location
+from napari_omezarr_x.storage import locations as store_mod
+from napari_omezarr_x.storage import open_location
 from ngff_fixtures import write_image, write_plate
 
 METADATA_NAMES = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")
@@ -87,9 +87,7 @@ def test_http_reads_corpus_image_with_labels(http_root, slash):
     assert log
     assert all(p.rsplit("/", 1)[-1] in METADATA_NAMES for p in log), log
     assert state["max"] >= 2  # the two level arrays at least
-    local = zarr.open_array(
-        Path(__file__).resolve().parents[2] / "shared/corpus/zarr-java_ome_v0.4.zarr/1", mode="r"
-    )
+    local = zarr.open_array(CORPUS / "zarr-java_ome_v0.4.zarr/1", mode="r")
     np.testing.assert_array_equal(image.levels[1].compute(), local[...])
 
 

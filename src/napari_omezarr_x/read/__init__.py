@@ -1,0 +1,15 @@
+"""Stores -> model images with lazy levels: images, labels, plates, wells, collections.
+
+`read_ome_zarr` is the entry point, `looks_like_ome_zarr` the cheap test napari
+runs first. Layers, from the bottom: `nodes` (groups and arrays of a location),
+`lazy` (dask views), `images` (multiscales and labels), `plates` (plates and
+wells as mosaics), `reader` (dispatch and collections), `probe`. May import
+`storage`, `spec`, `model` and `errors`; never `write` or napari.
+"""
+
+from __future__ import annotations
+
+from .probe import looks_like_ome_zarr
+from .reader import Reader, read_ome_zarr
+
+__all__ = ["Reader", "looks_like_ome_zarr", "read_ome_zarr"]

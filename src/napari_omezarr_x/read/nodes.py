@@ -1,0 +1,114 @@
+"""Zarr groups and arrays of an opened location, and what their errors mean.
+
+`NodeReader` is the reader's lowest layer: it opens groups (remembering the
+store's zarr format after the first one, so later groups need one probe) and
+arrays, concurrently where asked. `access_error` maps whatever zarr, fsspec or
+the OS raised into this package's error types, naming the place.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from napari_omezarr_x.errors import (
+    MetadataError,
+    NgffComplianceWarning,
+    NotOmeZarrError,
+    OmeZarrXError,
+    StoreAccessError,
+)
+from napari_omezarr_x.storage import Location, parallel
+
+
+def is_missing(exc: Exception) -> bool:
+    """Whether a zarr/store error means "nothing there" (zarr's *NotFoundError family)."""
+    return isinstance(exc, FileNotFoundError) or type(exc).__name__.endswith("NotFoundError")
+
+
+def access_error(where: str, exc: Exception) -> OmeZarrXError:
+    """Our error type for an exception raised while reading `where`."""
+    if isinstance(exc, OmeZarrXError):
+        return exc
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return MetadataError(f"{where}: malformed JSON metadata: {exc}")
+    if is_missing(exc):
+        return MetadataError(f"{where}: missing zarr group or array")
+    if type(exc).__name__ == "ContainsArrayError":
+        return NotOmeZarrError(f"{where}: is a zarr array, not a group; open the image holding it")
+    if isinstance(exc, ValueError | TypeError | KeyError | AttributeError):
+        return MetadataError(f"{where}: invalid zarr metadata: {type(exc).__name__}: {exc}")
+    return StoreAccessError(f"{where}: cannot read: {type(exc).__name__}: {exc}")
+
+
+@dataclass
+class Node:
+    """What reading needs of a zarr group: its attributes and zarr format."""
+
+    attrs: dict[str, Any]
+    zarr_format: int
+
+
+class NodeReader:
+    """Opens the groups and arrays of one store location, safe to call from threads."""
+
+    def __init__(self, location: Location) -> None:
+        self.loc = location
+        self.zarr_format: int | None = None
+
+    def group(self, path: str) -> Node:
+        """The group at `path` (raises the underlying zarr/IO error).
+
+        Once the first group is open its zarr format is assumed for the rest
+        of the store, which saves probing for both formats' files per group.
+        """
+        import zarr
+
+        fmt = self.zarr_format
+        try:
+            group = zarr.open_group(
+                self.loc.store,
+                path=path or None,
+                mode="r",
+                zarr_format=fmt,
+                use_consolidated=False if fmt else None,
+            )
+        except Exception as exc:
+            node = self._loose_v2_group(path) if is_missing(exc) else None
+            if node is None:
+                raise
+            return node
+        if fmt is None:
+            self.zarr_format = group.metadata.zarr_format
+        return Node(dict(group.attrs.asdict()), group.metadata.zarr_format)
+
+    def _loose_v2_group(self, path: str) -> Node | None:
+        """A zarr v2 group written without `.zgroup` (some older tools): its `.zattrs` only."""
+        if self.zarr_format == 3 or not self.loc.listable:
+            return None
+        raw = self.loc.read_bytes(self.loc.join(path, ".zattrs"))
+        if raw is None:
+            return None
+        attrs = json.loads(raw)
+        if not isinstance(attrs, dict):
+            raise MetadataError(f"{self.loc.describe(path)}: .zattrs is not a JSON object")
+        warnings.warn(
+            f"{self.loc.describe(path)}: zarr group has .zattrs but no .zgroup",
+            NgffComplianceWarning,
+            stacklevel=2,
+        )
+        self.zarr_format = self.zarr_format or 2
+        return Node(attrs, 2)
+
+    def array(self, path: str, zarr_format: int | None) -> Any:
+        """The zarr array at `path`."""
+        import zarr
+
+        return zarr.open_array(self.loc.store, path=path, mode="r", zarr_format=zarr_format)
+
+    def open_groups(self, paths: Sequence[str]) -> list[Any]:
+        """Groups at `paths`, opened concurrently; exceptions in place of failures."""
+        return parallel([lambda p=p: self.group(p) for p in paths])

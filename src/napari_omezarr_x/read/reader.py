@@ -1,0 +1,199 @@
+"""Read any OME-Zarr (NGFF 0.1 to 0.6-dev; folder, zip or URL) into model.Image objects.
+
+`read_ome_zarr` opens metadata only (no chunk is read) and returns lazy dask
+levels. The reader dispatches on what each group is (image, labels, plate,
+well, bioformats2raw collection, plain group holding images) and reads
+independent documents concurrently, so that opening over HTTP costs a few
+round trips, not one per array.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+from napari_omezarr_x.errors import (
+    MetadataError,
+    NgffComplianceWarning,
+    NotOmeZarrError,
+    OmeZarrXError,
+    StoreAccessError,
+)
+from napari_omezarr_x.model import Image
+from napari_omezarr_x.spec import metadata as md
+from napari_omezarr_x.storage import open_location
+
+from .images import ImageReader, integer_levels, label_name
+from .nodes import Node, access_error, is_missing
+from .plates import read_plate, read_well
+from .probe import MAX_NESTED_DEPTH
+
+log = logging.getLogger(__name__)
+
+
+def read_ome_zarr(path: str) -> list[Image]:
+    """Every image at `path` (root first), each with its label images in `.labels`.
+
+    Raises NotOmeZarrError, MetadataError or StoreAccessError with a message
+    naming the path; warns NgffComplianceWarning for readable-but-broken parts.
+    """
+    location = open_location(path)
+    with warnings.catch_warnings():
+        # Old bioformats2raw releases wrote `"filters": []`; zarr complains about
+        # it on every array, which tells a napari user nothing they can act on.
+        warnings.filterwarnings("ignore", message="Found an empty list of filters")
+        return Reader(location).read()
+
+
+class Reader(ImageReader):
+    """Reads every OME node of one opened store location."""
+
+    def read(self) -> list[Image]:
+        """Everything at the location's path."""
+        path = self.loc.path
+        where = self.loc.describe(path)
+        try:
+            group = self.group(path)
+        except Exception as exc:  # mapped to our error types
+            if is_missing(exc):
+                if self.loc.kind == "http":
+                    raise StoreAccessError(
+                        f"{where}: no zarr metadata found at this URL (zarr.json/.zattrs missing "
+                        "or the server is unreachable)"
+                    ) from exc
+                raise NotOmeZarrError(f"{where}: not an OME-Zarr store (no zarr group)") from exc
+            raise access_error(where, exc) from exc
+        images = self.read_node(path, group)
+        if not images:
+            raise NotOmeZarrError(f"{where}: no OME-NGFF image, plate or labels found")
+        self._name_series(path, images[0])
+        return images
+
+    def _name_series(self, path: str, image: Image) -> None:
+        """Name a series opened on its own (`collection.zarr/1`) from the collection's OME-XML."""
+        parent, _, series = path.rpartition("/")
+        if not series.isdigit() or image.path != path:
+            return
+        try:
+            parent_attrs = md.ome_attributes(self.group(parent).attrs)
+        except Exception:  # the parent is optional context, not required to read
+            return
+        if "bioformats2raw.layout" in parent_attrs and "multiscales" not in parent_attrs:
+            names = self.ome_xml_names(parent)
+            if int(series) < len(names) and names[int(series)]:
+                image.name = names[int(series)]
+
+    def read_node(self, path: str, group: Node) -> list[Image]:
+        """Images of one group, whatever OME node it is."""
+        attrs = group.attrs
+        ome = md.ome_attributes(attrs)
+        if "multiscales" in ome:
+            kind = "labels" if self._is_label_path(path, ome) else "image"
+            image = self.read_image(path, group, kind=kind)
+            if kind == "labels":
+                image.name = label_name(self.loc.describe(path))
+                if not integer_levels(image):
+                    warnings.warn(
+                        f"{self.loc.describe(path)}: label data must be integers, got "
+                        f"{image.levels[0].dtype}; read as an image",
+                        NgffComplianceWarning,
+                        stacklevel=2,
+                    )
+                    image.kind, image.label = "image", None
+            return [image, *self.nested_images(path, image)]
+        if "plate" in ome:
+            return [read_plate(self, path, group)]
+        if "well" in ome:
+            return [read_well(self, path, group)]
+        if "labels" in ome:
+            return self.read_labels_group(path, attrs, strict=True)
+        if "bioformats2raw.layout" in ome:
+            return self.read_series(path, attrs)
+        return self.nested_images(path, None)
+
+    def _is_label_path(self, path: str, ome: dict[str, Any]) -> bool:
+        # The store root counts too: a URL may point straight at `.../labels/<name>`.
+        parts = self.loc.describe(path).rstrip("/").split("/")
+        return "image-label" in ome or (len(parts) >= 2 and parts[-2] == "labels")
+
+    def nested_images(self, path: str, parent: Image | None) -> list[Image]:
+        """Images in child groups (e.g. `sub_array_1`, `sub_array_2/sub_sub_array_1`)."""
+        if not self.loc.listable:
+            return []
+        skip = {"OME"}
+        if parent is not None:
+            # An image's own labels and level arrays are not nested images. Elsewhere
+            # (e.g. a spatialdata store) a plain `labels` group is searched too.
+            skip |= {"labels", *(p.split("/", 1)[0] for p in parent.level_paths)}
+        found: list[Image] = []
+        self._collect_nested(path, skip, found, depth=1)
+        return found
+
+    def _collect_nested(self, path: str, skip: set[str], found: list[Image], depth: int) -> None:
+        for name in self.loc.child_names(path):
+            if name in skip:
+                continue
+            child_path = self.loc.join(path, name)
+            try:
+                child = self.group(child_path)
+                attrs = child.attrs
+            except Exception as exc:  # a broken child must not hide the rest
+                log.debug("skipping %s: %s", child_path, exc)
+                continue
+            ome = md.ome_attributes(attrs)
+            if md.is_ome_node(attrs) and "labels" not in ome:
+                try:
+                    found.extend(self.read_node(child_path, child))
+                except OmeZarrXError as exc:
+                    warnings.warn(
+                        f"nested image skipped: {exc}", NgffComplianceWarning, stacklevel=2
+                    )
+            elif depth < MAX_NESTED_DEPTH and not md.is_ome_node(attrs):
+                self._collect_nested(child_path, set(), found, depth + 1)
+
+    def read_series(self, path: str, attrs: dict[str, Any]) -> list[Image]:
+        """Every series of a bioformats2raw collection, named from its OME-XML."""
+        where = self.loc.describe(path)
+        names = self.ome_xml_names(path)
+        series = self._series_paths(path, names)
+        groups = self.open_groups([self.loc.join(path, s) for s in series])
+        images = []
+        for index, (series_path, result) in enumerate(zip(series, groups, strict=True)):
+            full = self.loc.join(path, series_path)
+            if isinstance(result, Exception):
+                warnings.warn(
+                    f"series skipped: {access_error(self.loc.describe(full), result)}",
+                    NgffComplianceWarning,
+                    stacklevel=2,
+                )
+                continue
+            for image in self.read_node(full, result):
+                if image.path == full and index < len(names) and names[index]:
+                    image.name = names[index]
+                images.append(image)
+        if not images:
+            raise MetadataError(f"{where}: bioformats2raw collection holds no readable series")
+        return images
+
+    def _series_paths(self, path: str, names: list[str]) -> list[str]:
+        try:
+            ome_attrs = md.ome_attributes(self.group(self.loc.join(path, "OME")).attrs)
+            listed = ome_attrs.get("series")
+        except Exception:  # the OME group is optional
+            listed = None
+        if isinstance(listed, list) and listed:
+            return [str(s) for s in listed]
+        if names:
+            return [str(i) for i in range(len(names))]
+        if self.loc.listable:
+            keys = self.loc.child_names(path)
+            return sorted((k for k in keys if k.isdigit()), key=int)
+        return ["0"]
+
+    def ome_xml_names(self, path: str) -> list[str]:
+        """Image names from the collection's OME-XML (empty when absent or unreadable)."""
+        data = self.loc.read_bytes(self.loc.join(path, "OME", "METADATA.ome.xml"))
+        if data is None and self.loc.sidecar is not None:
+            data = self.loc.sidecar.read_bytes()
+        return md.ome_xml_image_names(data, self.loc.describe(path)) if data else []

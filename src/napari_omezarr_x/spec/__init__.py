@@ -1,0 +1,6 @@
+"""What OME-NGFF says: lenient parsing of every version's metadata (0.1 to 0.6-dev),
+coordinate transformations, the official JSON schemas and store validation.
+
+`metadata` and `transforms` are pure functions of JSON (no I/O); `validate` walks
+a store through `storage`. May import `storage`, `model` and `errors` only.
+"""

@@ -1,0 +1,35 @@
+"""Model -> plans -> pyramids -> stores: everything that writes OME-Zarr.
+
+- `stores`: the public API (`write_image`, `write_labels`, `add_labels`,
+  `write_store`) and the crash-safe build of a store;
+- `layout`: where each napari layer of a multi-layer save goes;
+- `plan`: one image as zarr arrays (levels, chunks, shards, codecs, attributes),
+  and the single dask pass that writes every plan;
+- `pyramid`: pyramid planning and the downsampling kernels;
+- `documents`: the NGFF JSON the writer produces;
+- `existing`: what adding labels needs to know of an existing image.
+
+May import `storage`, `spec`, `read`, `model` and `errors`; never napari.
+"""
+
+from __future__ import annotations
+
+from .stores import (
+    ImageSpec,
+    LabelsSpec,
+    add_labels,
+    is_image,
+    write_image,
+    write_labels,
+    write_store,
+)
+
+__all__ = [
+    "ImageSpec",
+    "LabelsSpec",
+    "add_labels",
+    "is_image",
+    "write_image",
+    "write_labels",
+    "write_store",
+]
