@@ -42,3 +42,38 @@ def conformance_dir() -> Path:
     if not CONFORMANCE.is_dir():
         pytest.skip("../shared/conformance is not present")
     return CONFORMANCE
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on 127.0.0.1 with a `private` and a `public` bucket (session-wide)."""
+    from s3_helpers import session_server
+
+    yield from session_server()
+
+
+def _aws_env(monkeypatch, server, folder: Path, *, credentials: bool) -> dict[str, str]:
+    from s3_helpers import AWS_VARIABLES
+
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    env = server.environment(folder, credentials=credentials)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch, tmp_path_factory):
+    """The environment of a user with credentials for the local S3 server."""
+    folder = tmp_path_factory.mktemp("aws")
+    _aws_env(monkeypatch, s3_server, folder, credentials=True)
+    return s3_server
+
+
+@pytest.fixture
+def s3_anon_env(s3_server, monkeypatch, tmp_path_factory):
+    """The environment of a user without any AWS credentials (anonymous access)."""
+    folder = tmp_path_factory.mktemp("aws")
+    _aws_env(monkeypatch, s3_server, folder, credentials=False)
+    return s3_server

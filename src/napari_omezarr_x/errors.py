@@ -23,6 +23,10 @@ class StoreAccessError(OmeZarrXError, OSError):
     """A store could not be reached or read (missing path, HTTP failure, bad zip)."""
 
 
+class MissingDependencyError(OmeZarrXError, ImportError):
+    """An optional package a store needs is not installed; the message names the pip install."""
+
+
 class StoreExistsError(OmeZarrXError, FileExistsError):
     """A write would replace something that is not an OME-Zarr store."""
 

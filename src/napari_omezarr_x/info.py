@@ -1,6 +1,7 @@
 """Describe what an OME-Zarr store holds: its tree of groups and arrays, and its images.
 
-`describe_store` walks the store read-only (local folder, zip or URL) and returns plain
+`describe_store` walks the store read-only (local folder, zip, http(s) or object-store
+URL, or a store object) and returns plain
 data; `format_tree` renders it the way the `info` command prints it. Over HTTP, where a
 store cannot be listed, the walk follows what the OME metadata names (levels, labels,
 wells, fields, bioformats2raw series).
@@ -16,7 +17,7 @@ from typing import Any
 import zarr
 
 from .errors import StoreAccessError
-from .storage import open_location
+from .storage import StoreLike, open_location
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +71,10 @@ class StoreInfo:
         return asdict(self)
 
 
-def describe_store(path: str) -> StoreInfo:
-    """Walk the store at `path`; raise StoreAccessError when it cannot be opened."""
-    location = open_location(path)
+def describe_store(path: StoreLike, *, storage_options: dict[str, Any] | None = None) -> StoreInfo:
+    """Walk the store at `path` (any StoreLike); raise StoreAccessError when it cannot be opened."""
+    location = open_location(path, storage_options)
+    path = path if isinstance(path, str) else location.describe(location.path)
     try:
         root = zarr.open_group(store=location.store, path=location.path, mode="r")
     except (FileNotFoundError, ValueError, OSError, KeyError) as exc:

@@ -4,8 +4,9 @@ The block lives in the image group's attributes: at the top level of `.zattrs`
 for NGFF 0.4 and earlier (zarr v2), under `attributes["ome"]` of `zarr.json`
 for 0.5 and later (zarr v3). Saving rewrites only that one JSON document
 (plus the store's consolidated copy of it, if any), atomically through a
-temporary file in the same folder, so arrays are never touched and a crash
-cannot leave half a document behind. Remote and zipped stores are read-only.
+temporary file in the same folder (one PUT on an object store such as S3), so
+arrays are never touched and a crash cannot leave half a document behind.
+Zipped stores and http(s) URLs are read-only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,19 +22,10 @@ from typing import Any
 from .errors import (
     MetadataError,
     NotOmeZarrError,
-    ReadOnlyStoreError,
     StoreAccessError,
 )
 from .model import Channel
-from .storage import (
-    ZIP_SUFFIXES,
-    ensure_writable,
-    is_remote,
-    local_path,
-    open_store,
-    read_json,
-    write_json,
-)
+from .storage import Documents, StoreLike, documents_for, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -85,21 +76,26 @@ def channel_to_omero(channel: Channel | Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_omero(store: str | os.PathLike[str], path: str = "") -> dict[str, Any] | None:
+def read_omero(
+    store: StoreLike, path: str = "", *, storage_options: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """The `omero` block of the image group at `path` inside `store`, or None.
 
-    Works for local folders, zip files and http(s) URLs. Reads the group's
-    own metadata document, not a consolidated copy, so it sees the last save.
+    Works for every StoreLike (folders, zip files, http(s) and object-store
+    URLs, store objects). Reads the group's own metadata document, not a
+    consolidated copy, so it sees the last save.
     """
     import zarr
 
-    text = os.fspath(store)
+    text = store if isinstance(store, str) else repr(store)
     try:
-        zstore = open_store(text)
+        zstore = open_store(store, storage_options)
         group = zarr.open_group(zstore, path=path or "", mode="r", use_consolidated=False)
         attrs = group.attrs.asdict()
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
         raise NotOmeZarrError(f"No zarr group at {path or '/'!r} in {text}: {exc}") from exc
+    except StoreAccessError:
+        raise
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         where = f"{path or '/'!r} in {text}"
         raise StoreAccessError(f"Cannot read the metadata of {where}: {exc}") from exc
@@ -107,87 +103,99 @@ def read_omero(store: str | os.PathLike[str], path: str = "") -> dict[str, Any] 
     return copy.deepcopy(omero) if isinstance(omero, dict) else None
 
 
-def read_channels(store: str | os.PathLike[str], path: str = "") -> list[Channel]:
+def read_channels(
+    store: StoreLike, path: str = "", *, storage_options: dict[str, Any] | None = None
+) -> list[Channel]:
     """The channels of the `omero` block at `path` in `store` (empty when there is none)."""
-    omero = read_omero(store, path)
+    omero = read_omero(store, path, storage_options=storage_options)
     raw = omero.get("channels") if omero else None
     if not isinstance(raw, list):
         return []
     return [channel_from_omero(c) for c in raw if isinstance(c, Mapping)]
 
 
-def metadata_document(store: str | os.PathLike[str], path: str = "") -> Path:
-    """The local JSON file holding the attributes of the group at `path`.
+_PURPOSE = "channel settings cannot be saved"
 
-    Raises ReadOnlyStoreError for remote or zipped stores, NotOmeZarrError when
-    the group has no zarr metadata.
-    """
-    text = os.fspath(store)
-    if is_remote(text):
-        raise ReadOnlyStoreError(
-            f"{text} is a remote store: channel settings cannot be saved there. "
-            "Use File > Save as OME-Zarr to write a local copy."
-        )
-    root = local_path(text)
-    if root.is_file() and (root.suffix.lower() in ZIP_SUFFIXES or zipfile.is_zipfile(root)):
-        raise ReadOnlyStoreError(
-            f"{text} is a zipped store, which is read-only: channel settings cannot be saved "
-            "there. Unzip it or use File > Save as OME-Zarr."
-        )
-    group = root / path if path else root
+
+def _document(
+    store: StoreLike, path: str, storage_options: dict[str, Any] | None
+) -> tuple[Documents, str]:
+    """The store's documents and the key of the group's attributes document."""
+    docs = documents_for(store, storage_options, purpose=_PURPOSE)
+    prefix = f"{path.strip('/')}/" if path.strip("/") else ""
     for name in ("zarr.json", ".zattrs"):
-        if (group / name).is_file():
-            return group / name
-    if (group / ".zgroup").is_file():
-        return group / ".zattrs"
-    raise NotOmeZarrError(f"No zarr group metadata (zarr.json or .zgroup) in {group}")
+        if docs.exists(prefix + name):
+            return docs, prefix + name
+    if docs.exists(prefix + ".zgroup"):
+        return docs, prefix + ".zattrs"
+    raise NotOmeZarrError(
+        f"No zarr group metadata (zarr.json or .zgroup) in {docs.describe(path.strip('/'))}"
+    )
 
 
-def check_writable(store: str | os.PathLike[str], path: str = "") -> Path:
+def metadata_document(
+    store: StoreLike, path: str = "", *, storage_options: dict[str, Any] | None = None
+) -> Path | str:
+    """The document holding the attributes of the group at `path`: a local file, or
+    the URL of an object.
+
+    Raises ReadOnlyStoreError for zipped stores and http(s) URLs, NotOmeZarrError
+    when the group has no zarr metadata.
+    """
+    docs, key = _document(store, path, storage_options)
+    return docs.folder / key if docs.folder is not None else docs.describe(key)
+
+
+def check_writable(
+    store: StoreLike, path: str = "", *, storage_options: dict[str, Any] | None = None
+) -> Path | str:
     """Raise ReadOnlyStoreError unless the group's metadata document can be replaced.
 
-    The folder must be writable (see `storage.ensure_writable`: permission
-    bits, access and a probe file) and so must the document itself.
-    Returns the document's path.
+    A folder must be writable (see `storage.ensure_writable`: permission bits,
+    access and a probe file) and so must the document itself; an object store
+    must accept a probe object. Returns the document (as `metadata_document`).
     """
-    doc = metadata_document(store, path)
-    purpose = "channel settings cannot be saved."
-    ensure_writable(doc.parent, purpose)
-    if doc.exists() and (not doc.stat().st_mode & 0o222 or not os.access(doc, os.W_OK)):
-        raise ReadOnlyStoreError(f"{doc} is read-only: {purpose}")
-    return doc
+    docs, key = _document(store, path, storage_options)
+    docs.check_writable(key, f"{_PURPOSE}.")
+    return docs.folder / key if docs.folder is not None else docs.describe(key)
 
 
 def save_omero(
-    store: str | os.PathLike[str],
+    store: StoreLike,
     path: str,
     channels: Sequence[Channel | Mapping[str, Any]],
-) -> Path:
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> Path | str:
     """Write `channels` as the omero block of the image at `path` in `store`.
 
     Every other attribute, and every other key of an existing omero block
     (`rdefs`, `id`, `name`, ...), is kept. Only the group's metadata document
-    is rewritten (and its entry in consolidated metadata, when present).
-    Returns the document's path.
+    is rewritten (and its entry in consolidated metadata, when present): a
+    file replaced through a rename, or one PUT to an object store. Returns the
+    document (as `metadata_document`).
     """
-    doc = check_writable(store, path)
+    docs, key = _document(store, path, storage_options)
+    docs.check_writable(key, f"{_PURPOSE}.")
     raw_channels = [channel_to_omero(c) for c in channels]
-    document = read_json(doc) if doc.exists() else {}
-    attrs = _attributes_of(document, doc)
-    expected = _channel_count(doc.parent, attrs, doc.name)
+    document = docs.read(key) or {}
+    name = key.rsplit("/", 1)[-1]
+    attrs = _attributes_of(document, name, docs.describe(key))
+    expected = _channel_count(docs, path.strip("/"), attrs, name)
+    group = docs.describe(path.strip("/"))
     if expected is not None and expected != len(raw_channels):
         raise MetadataError(
-            f"{doc.parent}: the image has {expected} channel(s) but {len(raw_channels)} "
+            f"{group}: the image has {expected} channel(s) but {len(raw_channels)} "
             "channel setting(s) were given; nothing was saved."
         )
     holder = attrs["ome"] if isinstance(attrs.get("ome"), dict) else attrs
     omero = holder.get("omero") if isinstance(holder.get("omero"), dict) else {}
     omero = {**omero, "channels": raw_channels}
     holder["omero"] = omero
-    write_json(doc, document)
-    _update_consolidated(local_path(store), path, doc.name, attrs)
-    logger.info("Saved %d channel setting(s) to %s", len(raw_channels), doc)
-    return doc
+    docs.write(key, document)
+    _update_consolidated(docs, path, name, attrs)
+    logger.info("Saved %d channel setting(s) to %s", len(raw_channels), docs.describe(key))
+    return docs.folder / key if docs.folder is not None else docs.describe(key)
 
 
 def _omero_of(attrs: Mapping[str, Any]) -> Any:
@@ -197,17 +205,19 @@ def _omero_of(attrs: Mapping[str, Any]) -> Any:
     return attrs.get("omero")
 
 
-def _attributes_of(document: dict[str, Any], doc: Path) -> dict[str, Any]:
+def _attributes_of(document: dict[str, Any], name: str, where: str) -> dict[str, Any]:
     """The attributes dict inside `document` (created when missing), mutable in place."""
-    if doc.name == ".zattrs":
+    if name == ".zattrs":
         return document
     attrs = document.setdefault("attributes", {})
     if not isinstance(attrs, dict):
-        raise MetadataError(f"{doc}: 'attributes' is not a JSON object")
+        raise MetadataError(f"{where}: 'attributes' is not a JSON object")
     return attrs
 
 
-def _channel_count(group: Path, attrs: Mapping[str, Any], doc_name: str) -> int | None:
+def _channel_count(
+    docs: Documents, group: str, attrs: Mapping[str, Any], doc_name: str
+) -> int | None:
     """Size of the channel axis of the first multiscale's level 0, or None if unknown."""
     holder = attrs["ome"] if isinstance(attrs.get("ome"), Mapping) else attrs
     multiscales = holder.get("multiscales")
@@ -223,10 +233,10 @@ def _channel_count(group: Path, attrs: Mapping[str, Any], doc_name: str) -> int 
     if not datasets or not isinstance(datasets[0], Mapping):
         return None
     index = next((i for i, n in enumerate(names) if n in ("channel", "c")), None)
-    array = group / str(datasets[0].get("path", ""))
-    meta = array / ("zarr.json" if doc_name == "zarr.json" else ".zarray")
+    array = "/".join(p for p in (group, str(datasets[0].get("path", ""))) if p)
+    meta = f"{array}/{'zarr.json' if doc_name == 'zarr.json' else '.zarray'}"
     try:
-        shape = read_json(meta).get("shape")
+        shape = (docs.read(meta) or {}).get("shape")
     except (OSError, MetadataError):
         return None
     if not isinstance(shape, list) or len(shape) != len(names):
@@ -234,35 +244,33 @@ def _channel_count(group: Path, attrs: Mapping[str, Any], doc_name: str) -> int 
     return 1 if index is None else int(shape[index])
 
 
-def _update_consolidated(root: Path, path: str, doc_name: str, attrs: dict[str, Any]) -> None:
+def _update_consolidated(docs: Documents, path: str, doc_name: str, attrs: dict[str, Any]) -> None:
     """Refresh the store's consolidated metadata entry of the group, if there is one.
 
     Without this, readers that trust consolidated metadata would keep seeing
     the old settings.
     """
     if doc_name == ".zattrs":
-        zmeta = root / ".zmetadata"
-        if not zmeta.is_file():
+        document = docs.read(".zmetadata")
+        if document is None:
             return
-        document = read_json(zmeta)
         entries = document.get("metadata")
         key = f"{path.strip('/')}/.zattrs" if path.strip("/") else ".zattrs"
         if isinstance(entries, dict) and key in entries:
             entries[key] = attrs
-            write_json(zmeta, document, indent=4)
+            docs.write(".zmetadata", document, indent=4)
         return
     if not path.strip("/"):
         return  # the root group's own zarr.json was the document just written
-    root_doc = root / "zarr.json"
-    if not root_doc.is_file():
+    document = docs.read("zarr.json")
+    if document is None:
         return
-    document = read_json(root_doc)
     consolidated = document.get("consolidated_metadata")
     entries = consolidated.get("metadata") if isinstance(consolidated, dict) else None
     entry = entries.get(path.strip("/")) if isinstance(entries, dict) else None
     if isinstance(entry, dict):
         entry["attributes"] = attrs
-        write_json(root_doc, document)
+        docs.write("zarr.json", document)
 
 
 def _normalise_color(color: str) -> str:

@@ -41,6 +41,7 @@ from napari_omezarr_x import omero
 from napari_omezarr_x._napari.reader import apply_contrast_range
 from napari_omezarr_x.errors import OmeZarrXError
 from napari_omezarr_x.model import Channel
+from napari_omezarr_x.storage import is_remote
 
 logger = logging.getLogger(__name__)
 
@@ -381,7 +382,7 @@ class ChannelSettingsWidget(QWidget):
             return
         store, path = source
         version = meta.get("version")
-        shown = Path(store).name if not omero.is_remote(store) else store
+        shown = Path(store).name if not is_remote(store) else store
         self.source.setText(
             f"{shown}{'/' + path if path else ''}" + (f" · NGFF {version}" if version else "")
         )
@@ -424,7 +425,9 @@ class ChannelSettingsWidget(QWidget):
             self._set_status(f"Not saved: {exc}")
             show_warning(f"Channel settings not saved: {exc}")
             return False
-        self._set_status(f"Saved to {doc.name} in {Path(store).name}.")
+        doc_name = doc.name if isinstance(doc, Path) else str(doc).rsplit("/", 1)[-1]
+        where = store if is_remote(store) else Path(store).name
+        self._set_status(f"Saved to {doc_name} in {where}.")
         show_info(f"Channel settings saved to {doc}")
         return True
 

@@ -8,18 +8,24 @@ URLs by their name.
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from napari_omezarr_x.spec import metadata as md
 from napari_omezarr_x.storage import (
     METADATA_FILES,
     ZIP_SUFFIXES,
+    StoreLike,
+    is_object_url,
     is_url,
     layout1_data_dir,
+    open_location,
     read_local_attrs,
     split_zip_path,
+    url_scheme,
 )
 
 #: How deep plain groups are searched for nested images.
@@ -28,22 +34,56 @@ MAX_NESTED_DEPTH = 3
 _NESTED_SCAN_BUDGET = 64
 
 
-def looks_like_ome_zarr(path: str) -> bool:
+def looks_like_ome_zarr(path: StoreLike, storage_options: dict[str, Any] | None = None) -> bool:
     """Cheap guess whether `path` is OME-Zarr: never raises, warns, prints or reads chunks.
 
     Local folders are judged by their metadata file's OME keys; zip files by
-    their extension and member names; URLs by their name.
+    their extension and member names; http(s) URLs by their name; object-store
+    URLs and store objects by their root metadata document (one request).
     """
     try:
-        return _looks_like(str(path))
+        if is_object_url(path) or not isinstance(path, str | os.PathLike):
+            return _looks_like_store(path, storage_options)
+        return _looks_like(os.fspath(path))
     except Exception:  # this check must never fail, whatever the input
         return False
 
 
+def _looks_like_store(store: StoreLike, storage_options: dict[str, Any] | None) -> bool:
+    """An object-store URL or a store object: its root group's OME keys (or child images)."""
+    import zarr
+
+    location = open_location(store, storage_options)
+    try:
+        group = zarr.open_group(location.store, path=location.path or None, mode="r")
+    except ValueError:  # unparsable metadata: claim it, so the error is shown
+        return True
+    if md.is_ome_node(dict(group.attrs)):
+        return True
+    for name in location.child_names(location.path)[:_NESTED_SCAN_BUDGET]:
+        try:
+            child = zarr.open_group(location.store, path=location.join(location.path, name))
+        except Exception:  # a broken child does not make the store ours
+            continue
+        if "multiscales" in md.ome_attributes(dict(child.attrs)):
+            return True
+    return False
+
+
 def _looks_like(text: str) -> bool:
-    if is_url(text):
-        parts = urlsplit(text).path.rstrip("/").lower().split("/")
-        return parts[-1].endswith(ZIP_SUFFIXES) or any(p.endswith(".zarr") for p in parts)
+    if url_scheme(text) not in (None, "file"):
+        return is_url(text) and _url_named_like_zarr(text)
+    if url_scheme(text) == "file":
+        text = text[len("file://") :]
+    return _looks_like_local(text)
+
+
+def _url_named_like_zarr(text: str) -> bool:
+    parts = urlsplit(text).path.rstrip("/").lower().split("/")
+    return parts[-1].endswith(ZIP_SUFFIXES) or any(p.endswith(".zarr") for p in parts)
+
+
+def _looks_like_local(text: str) -> bool:
     local = Path(text).expanduser()
     zipped = split_zip_path(str(local))
     if zipped is not None:

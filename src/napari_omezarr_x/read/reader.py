@@ -22,7 +22,7 @@ from napari_omezarr_x.errors import (
 )
 from napari_omezarr_x.model import Image
 from napari_omezarr_x.spec import metadata as md
-from napari_omezarr_x.storage import open_location
+from napari_omezarr_x.storage import StoreLike, open_location
 
 from .images import ImageReader, integer_levels, label_name
 from .nodes import Node, access_error, is_missing
@@ -32,13 +32,17 @@ from .probe import MAX_NESTED_DEPTH
 log = logging.getLogger(__name__)
 
 
-def read_ome_zarr(path: str) -> list[Image]:
+def read_ome_zarr(path: StoreLike, *, storage_options: dict[str, Any] | None = None) -> list[Image]:
     """Every image at `path` (root first), each with its label images in `.labels`.
 
-    Raises NotOmeZarrError, MetadataError or StoreAccessError with a message
-    naming the path; warns NgffComplianceWarning for readable-but-broken parts.
+    `path` is any StoreLike: a folder, zip file, `file://`, `http(s)://` or
+    object-store URL (`s3://`, `gs://`, `az://`, `abfs://`), a zarr store, a
+    zarr.Group or an fsspec mapper; `storage_options` configure an object store
+    (credentials, endpoint, `anon`). Raises NotOmeZarrError, MetadataError or
+    StoreAccessError with a message naming the path; warns NgffComplianceWarning
+    for readable-but-broken parts.
     """
-    location = open_location(path)
+    location = open_location(path, storage_options)
     with warnings.catch_warnings():
         # Old bioformats2raw releases wrote `"filters": []`; zarr complains about
         # it on every array, which tells a napari user nothing they can act on.
@@ -57,10 +61,12 @@ class Reader(ImageReader):
             group = self.group(path)
         except Exception as exc:  # mapped to our error types
             if is_missing(exc):
-                if self.loc.kind == "http":
+                if self.loc.kind in ("http", "object"):
                     raise StoreAccessError(
                         f"{where}: no zarr metadata found at this URL (zarr.json/.zattrs missing "
                         "or the server is unreachable)"
+                        if self.loc.kind == "http"
+                        else f"{where}: no zarr metadata (zarr.json, .zattrs) at this URL"
                     ) from exc
                 raise NotOmeZarrError(f"{where}: not an OME-Zarr store (no zarr group)") from exc
             raise access_error(where, exc) from exc

@@ -5,7 +5,8 @@ declares (the ngff-zarr package ships them), plus the rules a schema cannot expr
 hierarchy check then follows the metadata to the groups and arrays it names: they must
 exist, match the axes, shrink level by level, and label arrays must hold integers.
 
-Documents are read as raw JSON by key (through fsspec: folders, zips, http URLs), so a
+Documents are read as raw JSON by key (fsspec for folders, zips and http URLs; the
+object store's client for S3, GCS and Azure), so a
 broken document is reported where it is instead of stopping the whole check.
 """
 
@@ -13,13 +14,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import fsspec
-
 from napari_omezarr_x.errors import StoreAccessError
-from napari_omezarr_x.storage import open_mapper
+from napari_omezarr_x.storage import StoreLike, open_mapper
 
 from .schemas import bundled_versions, is_prerelease, normalised, schema_issues
 
@@ -87,15 +87,20 @@ class _Node:
 
 
 def validate_store(
-    path: str, *, strict: bool = False, metadata_only: bool = False
+    path: StoreLike,
+    *,
+    strict: bool = False,
+    metadata_only: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> ValidationReport:
-    """Validate the OME-Zarr store at `path` (folder, zip or URL).
+    """Validate the OME-Zarr store at `path` (any StoreLike: folder, zip, URL, store object).
 
     `strict` also applies the specification's recommendations (its strict schemas);
     `metadata_only` checks the metadata documents only, not the arrays they name.
     Raises StoreAccessError when `path` cannot be read as a zarr store at all.
     """
-    mapper = open_mapper(path)
+    mapper = open_mapper(path, storage_options)
+    path = path if isinstance(path, str) else repr(path)
     checker = _Checker(mapper, path, strict=strict, metadata_only=metadata_only)
     try:
         root = checker.node("")
@@ -113,7 +118,9 @@ def validate_store(
 class _Checker:
     """Walks a store from its root and fills a ValidationReport."""
 
-    def __init__(self, mapper: fsspec.FSMap, path: str, *, strict: bool, metadata_only: bool):
+    def __init__(
+        self, mapper: Mapping[str, bytes], path: str, *, strict: bool, metadata_only: bool
+    ):
         self.mapper = mapper
         self.strict = strict
         self.metadata_only = metadata_only

@@ -1,7 +1,9 @@
 """The one door to bytes: where stores are, how to open them, how to replace them.
 
-Holds the openers of every kind of location (local folders, zip files, http(s)
-URLs), raw key views for the validator, JSON documents of local stores, crash-safe
+Holds `StoreLike` (what every public function accepts as a store) and the openers
+of every kind of location (local folders, zip files, http(s) URLs, object stores
+such as S3, GCS and Azure, zarr stores and groups, fsspec mappers), raw key views
+for the validator, JSON documents of local folders and object stores, crash-safe
 replacement of folders and files, and concurrent I/O calls. Everything above
 (`spec`, `read`, `write`, the applications and `_napari`) reaches files and URLs
 only through here. Imports nothing of this package but `errors`.
@@ -17,13 +19,17 @@ from .atomic import (
     write_file,
 )
 from .concurrency import parallel
-from .documents import read_json, write_json
+from .documents import Documents, documents_for, dump_json, read_json, write_json
 from .locations import (
     HTTP_CONNECT_TIMEOUT,
     HTTP_READ_TIMEOUT,
+    HTTP_SCHEMES,
     METADATA_FILES,
     ZIP_SUFFIXES,
     Location,
+    StoreLike,
+    check_scheme,
+    is_object_url,
     is_remote,
     is_url,
     layout1_data_dir,
@@ -32,22 +38,35 @@ from .locations import (
     open_store,
     read_local_attrs,
     split_zip_path,
+    url_scheme,
 )
 from .mappers import open_mapper
+from .objects import ObjectKeys, object_error, object_scheme, object_store
 
 __all__ = [
     "HTTP_CONNECT_TIMEOUT",
     "HTTP_READ_TIMEOUT",
+    "HTTP_SCHEMES",
     "METADATA_FILES",
     "ZIP_SUFFIXES",
+    "Documents",
     "Location",
+    "ObjectKeys",
+    "StoreLike",
     "check_replaceable",
+    "check_scheme",
+    "documents_for",
+    "dump_json",
     "ensure_writable",
+    "is_object_url",
     "is_remote",
     "is_url",
     "layout1_data_dir",
     "local_path",
     "move_into_place",
+    "object_error",
+    "object_scheme",
+    "object_store",
     "open_location",
     "open_mapper",
     "open_store",
@@ -56,6 +75,7 @@ __all__ = [
     "read_local_attrs",
     "split_zip_path",
     "staging_dir",
+    "url_scheme",
     "write_file",
     "write_json",
 ]

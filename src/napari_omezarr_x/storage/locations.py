@@ -1,6 +1,11 @@
-"""Open local folders, zip files and http(s) URLs as read-only zarr stores.
+"""Open any `StoreLike` read-only: what every public function accepts as a store.
 
-A path may point inside a store (`image.zarr/labels/cells`, `plate.ozx/A/1`);
+A `StoreLike` is a local path (str or Path, or a `file://` URL), a zip file, an
+`http(s)://` URL, an object-store URL (`s3://`, `gs://`, `az://`, `abfs://`, see
+`objects`), a `zarr.storage` store, a `zarr.Group` or an fsspec mapper. Any other
+URL scheme is an error naming the supported ones: it never becomes a local folder.
+
+A local path may point inside a store (`image.zarr/labels/cells`, `plate.ozx/A/1`);
 `open_location` finds the store root and the group path inside it, so the
 reader can see the context (the parent image of a label, the OME-XML of a
 bioformats2raw collection). Only the public zarr v3 API is used; zarr is
@@ -14,13 +19,21 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
 from napari_omezarr_x.errors import StoreAccessError
 
+from .objects import OBJECT_SCHEMES, ObjectKeys, object_scheme, object_store
+
 if TYPE_CHECKING:
     from zarr.abc.store import Store
+
+#: What every public read and write function accepts as a store: a path, a URL,
+#: a `zarr.storage` store, a `zarr.Group` or an fsspec mapper.
+StoreLike: TypeAlias = "str | os.PathLike[str] | Store | Any"
+LOCAL_SCHEMES = ("file",)
+HTTP_SCHEMES = ("http", "https")
 
 ZIP_SUFFIXES = (".zip", ".ozx")
 METADATA_FILES = ("zarr.json", ".zattrs", ".zgroup")
@@ -40,6 +53,7 @@ class Location:
     path: str
     kind: str
     sidecar: Path | None = None
+    keys: ObjectKeys | None = None
 
     @property
     def listable(self) -> bool:
@@ -61,6 +75,10 @@ class Location:
         one broken child; here each child is judged later on its own.
         """
         try:
+            if self.keys is not None:
+                return self.keys.child_names(path)
+            if self.kind == "store":
+                return _group_keys(self.store, path)
             if self.kind == "local":
                 folder = Path(self.root) / path
                 return sorted(p.name for p in folder.iterdir() if p.is_dir())
@@ -80,6 +98,10 @@ class Location:
     def read_bytes(self, key: str) -> bytes | None:
         """A non-zarr file of the store (e.g. OME/METADATA.ome.xml), or None if absent."""
         try:
+            if self.keys is not None:
+                return self.keys.get(key)
+            if self.kind == "store":
+                return None
             if self.kind == "local":
                 file = Path(self.root) / key
                 return file.read_bytes() if file.is_file() else None
@@ -91,33 +113,75 @@ class Location:
             return None
 
 
-def is_remote(store: str | os.PathLike[str]) -> bool:
-    """True for URLs (http, https, s3, ...) other than `file://`."""
-    text = os.fspath(store)
-    return "://" in text and not text.startswith("file://")
+def url_scheme(text: str) -> str | None:
+    """The scheme of a URL-looking string (`s3`, `https`, ...), None for a plain path.
+
+    One-letter schemes are Windows drive letters, not URLs. A known scheme
+    followed by one slash only (`s3:/bucket`) still counts, so that it is
+    refused instead of becoming a local folder named `s3:`.
+    """
+    scheme = urlsplit(text).scheme.lower()
+    if len(scheme) < 2:
+        return None
+    known = (*LOCAL_SCHEMES, *HTTP_SCHEMES, *OBJECT_SCHEMES)
+    return scheme if "://" in text or scheme in known else None
+
+
+def check_scheme(text: str) -> str | None:
+    """The scheme of `text` when it is a supported URL; StoreAccessError when it is not."""
+    scheme = url_scheme(text)
+    if scheme is None:
+        return None
+    supported = (*LOCAL_SCHEMES, *HTTP_SCHEMES, *OBJECT_SCHEMES)
+    if scheme not in supported:
+        raise StoreAccessError(
+            f"{text}: the URL scheme {scheme!r} is not supported; use a local path, file://, "
+            "http(s)://, s3://, gs://, az:// or abfs://"
+        )
+    if "://" not in text:
+        raise StoreAccessError(f"{text}: malformed URL: write {scheme}://...")
+    return scheme
+
+
+def is_remote(store: Any) -> bool:
+    """True for remote locations: URLs other than `file://`, and store objects not on disk."""
+    if isinstance(store, str | os.PathLike):
+        scheme = url_scheme(os.fspath(store))
+        return scheme is not None and scheme not in LOCAL_SCHEMES
+    return _local_root_of(store) is None
+
+
+def is_object_url(store: Any) -> bool:
+    """Whether `store` is an object-store URL (s3://, gs://, az://, abfs://, ...)."""
+    return isinstance(store, str | os.PathLike) and object_scheme(os.fspath(store)) is not None
 
 
 def local_path(store: str | os.PathLike[str]) -> Path:
     """The local path of a path or `file://` URL."""
     text = os.fspath(store)
-    return Path(text[len("file://") :] if text.startswith("file://") else text)
+    return Path(text[len("file://") :] if text.lower().startswith("file://") else text)
 
 
-def open_store(store: str | os.PathLike[str]) -> Store:
-    """A read-only zarr store rooted exactly at `store` (folder, zip file or URL)."""
+def open_store(store: StoreLike, storage_options: dict[str, Any] | None = None) -> Store:
+    """A read-only zarr store rooted exactly at `store` (no walking up to an outer group)."""
     import zarr.storage
 
+    if not isinstance(store, str | os.PathLike):
+        return _open_object_of(store, storage_options).store
     text = os.fspath(store)
-    if is_remote(text):
-        return zarr.storage.FsspecStore.from_url(text, read_only=True)
+    scheme = check_scheme(text)
+    if scheme in OBJECT_SCHEMES:
+        return zarr.storage.ObjectStore(object_store(text, storage_options), read_only=True)
+    if scheme in HTTP_SCHEMES:
+        return _open_http(text).store
     if local_path(text).is_file():
         return zarr.storage.ZipStore(local_path(text), mode="r")
     return zarr.storage.LocalStore(local_path(text), read_only=True)
 
 
-def is_url(path: str) -> bool:
+def is_url(path: Any) -> bool:
     """Whether `path` is an http(s) URL."""
-    return urlsplit(str(path)).scheme in ("http", "https")
+    return isinstance(path, str | os.PathLike) and url_scheme(os.fspath(path)) in HTTP_SCHEMES
 
 
 def _http_get(url: str) -> bytes | None:
@@ -234,11 +298,101 @@ def _open_zip(file: Path, inner: str) -> Location:
     return Location(store=store, root=str(file), path=path, kind="zip")
 
 
-def open_location(path: str | Path) -> Location:
+def _open_object(url: str, storage_options: dict[str, Any] | None) -> Location:
+    """An object-store URL, checked: a missing bucket or denied access is reported here."""
+    import zarr.storage
+
+    root = url.rstrip("/")
+    obs = object_store(root, storage_options)
+    keys = ObjectKeys(root, obs)
+    for name in METADATA_FILES:
+        if keys.get(name) is not None:
+            break
+    else:
+        # Nothing at the URL itself: one listing tells a missing bucket (or denied
+        # access) from a prefix that simply holds no zarr metadata.
+        keys.child_names("")
+    store = zarr.storage.ObjectStore(obs, read_only=True)
+    return Location(store=store, root=root, path="", kind="object", keys=keys)
+
+
+def _local_root_of(store: Any) -> Path | None:
+    """The folder of a zarr store or fsspec mapper that lives on the local disk, or None."""
+    import zarr.storage
+
+    if isinstance(store, zarr.storage.LocalStore):
+        return Path(store.root)
+    fs = getattr(store, "fs", None)
+    protocol = getattr(fs, "protocol", None)
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol or ())
+    if fs is not None and ("file" in protocols or "local" in protocols):
+        return Path(getattr(store, "path", None) or getattr(store, "root", ""))
+    return None
+
+
+def _open_root(store: Any, storage_options: dict[str, Any] | None) -> Location | None:
+    """A Location for URLs and store objects; None for local paths (handled by the caller)."""
+    if isinstance(store, str | os.PathLike):
+        text = os.fspath(store)
+        scheme = check_scheme(text)
+        if scheme in HTTP_SCHEMES:
+            return _open_http(text)
+        if scheme in OBJECT_SCHEMES:
+            return _open_object(text, storage_options)
+        return None
+    return _open_object_of(store, storage_options)
+
+
+def _open_object_of(store: Any, storage_options: dict[str, Any] | None) -> Location:
+    """A Location for a zarr store, a zarr Group or an fsspec mapper."""
+    import zarr
+    import zarr.storage
+
+    if isinstance(store, zarr.Group):
+        inner = open_location(store.store, storage_options)
+        inner.path = inner.join(inner.path, store.path)
+        return inner
+    local = _local_root_of(store)
+    if local is not None:
+        return open_location(local)
+    if isinstance(store, zarr.storage.ZipStore):
+        return _open_zip(Path(store.path), "")
+    if isinstance(store, zarr.storage.ObjectStore):
+        obs = store.store
+        return Location(
+            store=store, root=str(obs), path="", kind="object", keys=ObjectKeys(str(obs), obs)
+        )
+    if isinstance(store, zarr.storage.FsspecStore):
+        return Location(store=store, root=str(store), path="", kind="store")
+    if hasattr(store, "fs") and hasattr(store, "root"):  # an fsspec mapper (FSMap)
+        from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+
+        fs = store.fs if store.fs.async_impl else AsyncFileSystemWrapper(store.fs)
+        zstore = zarr.storage.FsspecStore(fs, path=store.root, read_only=True)
+        root = f"{store.fs.protocol if isinstance(store.fs.protocol, str) else store.fs.protocol[0]}://{store.root}"
+        return Location(store=zstore, root=root, path="", kind="store")
+    if isinstance(store, zarr.abc.store.Store):
+        return Location(store=store, root=repr(store), path="", kind="store")
+    raise StoreAccessError(
+        f"{store!r}: not a store: give a path, a URL, a zarr store, a zarr.Group or an "
+        "fsspec mapper"
+    )
+
+
+def _group_keys(store: Any, path: str) -> list[str]:
+    import zarr
+
+    group = zarr.open_group(store, path=path or None, mode="r")
+    return sorted(group.group_keys())
+
+
+def open_location(path: StoreLike, storage_options: dict[str, Any] | None = None) -> Location:
     """Open the store holding `path` read-only; raise StoreAccessError if it cannot be."""
-    text = str(path)
-    if is_url(text):
-        return _open_http(text)
+    location = _open_root(path, storage_options)
+    if location is not None:
+        return location
+    text = os.fspath(path)
+    text = str(local_path(text)) if url_scheme(text) in LOCAL_SCHEMES else text
     zipped = split_zip_path(text)
     if zipped is not None:
         return _open_zip(*zipped)

@@ -6,8 +6,11 @@ reported where it is instead of stopping the whole check.
 
 from __future__ import annotations
 
-import re
+import asyncio
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import fsspec
 
@@ -16,15 +19,70 @@ from napari_omezarr_x.errors import StoreAccessError
 from .locations import (
     HTTP_CONNECT_TIMEOUT,
     HTTP_READ_TIMEOUT,
+    HTTP_SCHEMES,
+    LOCAL_SCHEMES,
     METADATA_FILES,
     ZIP_SUFFIXES,
+    StoreLike,
+    check_scheme,
     layout1_data_dir,
+    local_path,
+    open_location,
 )
+from .objects import OBJECT_SCHEMES, ObjectKeys, object_store
 
 
-def open_mapper(path: str) -> fsspec.FSMap:
-    """A read-only key -> bytes view of a local folder, a .zip file or an http(s) URL."""
-    if re.match(r"^https?://", path):
+class KeyMapping(Mapping[str, bytes]):
+    """Read-only key -> bytes of an object store (or a zarr store), KeyError when absent."""
+
+    def __init__(self, get: Any, prefix: str = "") -> None:
+        self._get = get
+        self._prefix = prefix.strip("/")
+
+    def __getitem__(self, key: str) -> bytes:
+        value = self._get(f"{self._prefix}/{key}" if self._prefix else key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _zarr_getter(store: Any) -> Any:
+    """A blocking `get(key) -> bytes | None` over a zarr store's async API."""
+    from zarr.buffer import default_buffer_prototype
+
+    def get(key: str) -> bytes | None:
+        buffer = asyncio.run(store.get(key, prototype=default_buffer_prototype()))
+        return None if buffer is None else buffer.to_bytes()
+
+    return get
+
+
+def open_mapper(
+    path: StoreLike, storage_options: dict[str, Any] | None = None
+) -> Mapping[str, bytes]:
+    """A read-only key -> bytes view of any StoreLike (folder, zip, URL, store object)."""
+    if not isinstance(path, str | os.PathLike):
+        if isinstance(path, fsspec.FSMap):
+            return path
+        location = open_location(path, storage_options)
+        if location.kind in ("local", "zip"):
+            return open_mapper(location.describe(location.path))
+        if location.keys is not None:
+            return KeyMapping(location.keys.get, location.path)
+        return KeyMapping(_zarr_getter(location.store), location.path)
+    path = os.fspath(path)
+    scheme = check_scheme(path)
+    if scheme in OBJECT_SCHEMES:
+        return KeyMapping(ObjectKeys(path, object_store(path, storage_options)).get)
+    if scheme in LOCAL_SCHEMES:
+        path = str(local_path(path))
+    if scheme in HTTP_SCHEMES:
         import aiohttp
 
         timeout = aiohttp.ClientTimeout(

@@ -136,15 +136,17 @@ def multiscale_json(
     factors: Sequence[Sequence[int]],
     name: str | None,
     version: str,
+    paths: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """One `multiscales` entry with a dataset per level ("0", "1", ...)."""
+    """One `multiscales` entry with a dataset per level (paths "0", "1", ... unless given)."""
     datasets = []
     for k, fac in enumerate(factors):
         lscale, ltrans = level_transforms(scale, translate, fac)
         transforms: list[dict[str, Any]] = [{"type": "scale", "scale": lscale}]
         if any(t != 0 for t in ltrans):
             transforms.append({"type": "translation", "translation": ltrans})
-        datasets.append({"path": str(k), "coordinateTransformations": transforms})
+        path = paths[k] if paths is not None else str(k)
+        datasets.append({"path": path, "coordinateTransformations": transforms})
     ms: dict[str, Any] = {"axes": axes_json(axes), "datasets": datasets}
     if name:
         ms["name"] = name

@@ -3,6 +3,15 @@
 Every input block is read once and every level of it is written while it is in
 memory; label blocks that are all background are left out; freed memory goes
 back to the OS as the save runs; progress is reported as tasks finish.
+
+On a dask.distributed cluster (an active Client, or `scheduler=` a Client or a
+scheduler address) the pass runs there instead. The local scheduler's callbacks
+see nothing of a cluster's work, so progress comes from the futures of the
+chunk writes as they complete. A worker that dies mid-save costs nothing but
+time: the scheduler reruns its tasks elsewhere, and rewriting a chunk is
+idempotent (the same bytes to the same key). If the cluster gives up (a task
+killed too many workers), the save fails before any metadata is written, so the
+previous store is kept.
 """
 
 from __future__ import annotations
@@ -12,21 +21,29 @@ import ctypes
 import functools
 import itertools
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from napari_omezarr_x.errors import MissingDependencyError, StoreAccessError
+
 from .plan import Plan, Progress
 
 
 def store_plans(
-    plans: Sequence[Plan], arrays: Sequence[Sequence[Any]], progress: Progress | None
+    plans: Sequence[Plan],
+    arrays: Sequence[Sequence[Any]],
+    progress: Progress | None,
+    scheduler: Any = None,
 ) -> list[np.ndarray | None]:
     """Compute and write every level of every plan in one dask pass.
 
     Returns, per plan, the sorted values present in level 0 when the plan's
     label colours come from a colormap (computed in the same pass), else None.
+    `scheduler` is a dask.distributed Client or scheduler address; by default
+    an active Client is used, else dask's configured scheduler.
     """
     import dask
     import dask.array as da
@@ -44,9 +61,88 @@ def store_plans(
         else []
         for plan in plans
     ]
-    with _ProgressCallback(progress), _trim_callback():
-        _, found = dask.compute(write, wanted)
+    with _cluster(scheduler) as client:
+        if client is not None:
+            found = _compute_on_cluster(client, write, wanted, progress)
+        else:
+            with _ProgressCallback(progress), _trim_callback():
+                _, found = dask.compute(write, wanted)
     return [np.unique(np.concatenate(v)) if v else None for v in found]
+
+
+@contextlib.contextmanager
+def _cluster(scheduler: Any) -> Any:
+    """The distributed Client to run on (None: the local scheduler).
+
+    A scheduler address is connected to for this save only. Without one, an
+    active Client is used, as `dask.compute` itself would; distributed is only
+    looked at when it has been imported (a Client cannot exist otherwise).
+    """
+    if isinstance(scheduler, str):
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "running a save on a dask cluster needs distributed: "
+                "pip install 'napari-omezarr-x[cluster]'"
+            ) from exc
+        try:
+            client = Client(scheduler, timeout="10s", set_as_default=False)
+        except OSError as exc:
+            raise StoreAccessError(
+                f"cannot reach the dask scheduler at {scheduler}: {exc}"
+            ) from exc
+        with client:
+            yield client
+        return
+    if scheduler is not None:
+        yield scheduler
+        return
+    if "distributed" not in sys.modules:
+        yield None
+        return
+    from distributed import default_client
+
+    try:
+        yield default_client()
+    except ValueError:  # no active client
+        yield None
+
+
+def _compute_on_cluster(
+    client: Any, write: Any, wanted: list[list[Any]], progress: Progress | None
+) -> list[list[np.ndarray]]:
+    """Run the write graph on `client`, reporting progress as chunk writes complete."""
+    import dask
+    from distributed import as_completed
+
+    stores = [k for k in write.__dask_graph__() if _is_store_key(k)]
+    flat = [d for plan_wanted in wanted for d in plan_wanted]
+    graph = dict(dask.base.collections_to_expr([write, *flat]).__dask_graph__())
+    futures = client.get(graph, [*stores, *(d.key for d in flat)], sync=False)
+    total = len(futures)
+    if progress is not None:
+        progress(0, total)
+    done = 0
+    try:
+        for future in as_completed(futures):
+            future.result()  # raises the task's error (or a KilledWorker) here
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        results = client.gather(futures[len(stores) :])
+    finally:
+        client.cancel(futures)
+    out, start = [], 0
+    for plan_wanted in wanted:
+        out.append(results[start : start + len(plan_wanted)])
+        start += len(plan_wanted)
+    return out
+
+
+def _is_store_key(key: Any) -> bool:
+    name = key[0] if isinstance(key, tuple) else key
+    return isinstance(name, str) and name.startswith("store-map")
 
 
 class _SkipBackground:

@@ -1,45 +1,46 @@
 """What the writer needs to know about an existing OME-Zarr image to add labels:
 its NGFF version, level-0 geometry and pyramid factors (read from the JSON
-files directly, local folders only), and the atomic update of `labels/`."""
+documents directly, in a local folder or an object store), and the atomic
+update of `labels/`."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from napari_omezarr_x.errors import MetadataError, NotOmeZarrError
 from napari_omezarr_x.model import Axis
-from napari_omezarr_x.storage import read_json, write_file, write_json
+from napari_omezarr_x.storage import Documents
 
 from .documents import VERSIONS
 
 
-def image_info(image: Path) -> tuple[str, dict[str, Any], bool]:
-    """NGFF version, first multiscale of the image group at `image`, and whether
-    it is itself a label image."""
-    if (image / "zarr.json").is_file():
-        attrs = read_json(image / "zarr.json").get("attributes", {})
+def image_info(image: Documents) -> tuple[str, dict[str, Any], bool]:
+    """NGFF version, first multiscale of the image group whose documents are
+    `image`, and whether it is itself a label image."""
+    v3 = image.read("zarr.json")
+    v2 = image.read(".zattrs") if v3 is None else None
+    if v3 is not None:
+        attrs = v3.get("attributes", {})
         attrs = attrs.get("ome", {})
         version = str(attrs.get("version", "0.5"))
         multiscales = attrs.get("multiscales")
-    elif (image / ".zattrs").is_file():
-        attrs = read_json(image / ".zattrs")
+    elif v2 is not None:
+        attrs = v2
         multiscales = attrs.get("multiscales")
         version = str((multiscales or [{}])[0].get("version", "0.4"))
     else:
-        raise NotOmeZarrError(f"{image}: not an OME-Zarr image (no zarr.json or .zattrs)")
+        raise NotOmeZarrError(f"{image.root}: not an OME-Zarr image (no zarr.json or .zattrs)")
     if not multiscales:
-        raise NotOmeZarrError(f"{image}: not an OME-Zarr image (no multiscales metadata)")
+        raise NotOmeZarrError(f"{image.root}: not an OME-Zarr image (no multiscales metadata)")
     if version not in VERSIONS:
         raise MetadataError(
-            f"{image}: labels can be added to OME-NGFF 0.4 or 0.5 images, this is {version}"
+            f"{image.root}: labels can be added to OME-NGFF 0.4 or 0.5 images, this is {version}"
         )
     return version, multiscales[0], "image-label" in attrs
 
 
-def level0_geometry(image: Path, ms: dict[str, Any]) -> tuple[list[Axis], list, list, tuple]:
+def level0_geometry(image: Documents, ms: dict[str, Any]) -> tuple[list[Axis], list, list, tuple]:
     axes = [Axis(a["name"], a.get("type"), a.get("unit")) for a in ms["axes"]]
     ds0 = ms["datasets"][0]
     scale = [1.0] * len(axes)
@@ -49,9 +50,10 @@ def level0_geometry(image: Path, ms: dict[str, Any]) -> tuple[list[Axis], list, 
             scale = [float(v) for v in tr["scale"]]
         elif tr.get("type") == "translation" and "translation" in tr:
             trans = [float(v) for v in tr["translation"]]
-    arr = image / ds0["path"]
-    meta = arr / "zarr.json" if (arr / "zarr.json").is_file() else arr / ".zarray"
-    shape = tuple(read_json(meta)["shape"])
+    meta = image.read(f"{ds0['path']}/zarr.json") or image.read(f"{ds0['path']}/.zarray")
+    if meta is None:
+        raise MetadataError(f"{image.describe(ds0['path'])}: level 0 array is missing")
+    shape = tuple(meta["shape"])
     return axes, scale, trans, shape
 
 
@@ -85,22 +87,21 @@ def label_axes(
     return keep if len(keep) == len(dshape) else None
 
 
-def update_labels_list(labels_dir: Path, version: str, name: str) -> None:
-    """Add `name` to the `labels` list of `labels_dir`, atomically."""
+def update_labels_list(image: Documents, version: str, name: str) -> None:
+    """Add `name` to the `labels` list of the image's `labels` group, in one atomic write."""
     if version == "0.5":
-        meta = labels_dir / "zarr.json"
-        doc = read_json(meta) if meta.is_file() else {"zarr_format": 3, "node_type": "group"}
+        doc = image.read("labels/zarr.json") or {"zarr_format": 3, "node_type": "group"}
         attrs = doc.setdefault("attributes", {})
         ome = attrs.setdefault("ome", {})
         ome["version"] = "0.5"
         holder = ome
+        key = "labels/zarr.json"
     else:
-        zgroup = labels_dir / ".zgroup"
-        if not zgroup.is_file():
-            write_file(zgroup, json.dumps({"zarr_format": 2}).encode())
-        meta = labels_dir / ".zattrs"
-        doc = read_json(meta) if meta.is_file() else {}
+        if not image.exists("labels/.zgroup"):
+            image.write("labels/.zgroup", {"zarr_format": 2})
+        doc = image.read("labels/.zattrs") or {}
         holder = doc
+        key = "labels/.zattrs"
     names = [n for n in holder.get("labels", []) if n != name] + [name]
     holder["labels"] = names
-    write_json(meta, doc)
+    image.write(key, doc)

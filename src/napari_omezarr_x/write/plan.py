@@ -62,13 +62,26 @@ class Plan:
     label: dict[str, Any] | None = None
     colors: Colors | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Array path of each level inside the group ("0", "1", ... unless a save
+    #: onto an object store needs fresh names beside the arrays it replaces).
+    level_paths: list[str] = field(default_factory=list)
+
+    def paths(self) -> list[str]:
+        """The array path of every level."""
+        return self.level_paths or [str(k) for k in range(len(self.levels))]
 
     def attrs(self, present: np.ndarray | None) -> dict[str, Any]:
         """The group attributes, once the values present in a label image are known."""
         content: dict[str, Any] = {
             "multiscales": [
                 multiscale_json(
-                    self.axes, self.scale, self.translate, self.factors, self.name, self.version
+                    self.axes,
+                    self.scale,
+                    self.translate,
+                    self.factors,
+                    self.name,
+                    self.version,
+                    self.paths(),
                 )
             ]
         }
@@ -330,26 +343,34 @@ def create_arrays(root: Path, plans: Sequence[Plan]) -> list[list[Any]]:
         group = zarr.open_group(str(root), mode="a", zarr_format=zfmt)
         for part in [p for p in plan.rel.split("/") if p]:
             group = group.require_group(part)
-        arrays = []
-        for k, lv in enumerate(plan.levels):
-            kwargs: dict[str, Any] = {
-                "name": str(k),
-                "shape": lv.shape,
-                "chunks": plan.chunks[k],
-                "dtype": lv.dtype,
-                "compressors": plan.compression,
-                "fill_value": 0,
-            }
-            # zarr's per-chunk emptiness check costs about a sixth of the write time
-            # (30x a numpy `any`): off. Label blocks that are all background are
-            # skipped before zarr instead (see `_SkipBackground`), which keeps painted
-            # labels, mostly background, to few files.
-            kwargs["config"] = {"write_empty_chunks": True}
-            if zfmt == 3:
-                kwargs["dimension_names"] = [a.name for a in plan.axes]
-                kwargs["shards"] = plan.shards[k]
-            else:
-                kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
-            arrays.append(group.create_array(**kwargs))
-        out.append(arrays)
+        out.append(
+            [
+                group.create_array(**array_kwargs(plan, k, name))
+                for k, name in enumerate(plan.paths())
+            ]
+        )
     return out
+
+
+def array_kwargs(plan: Plan, k: int, name: str) -> dict[str, Any]:
+    """Arguments of `create_array` for level `k` of `plan`, named `name`."""
+    lv = plan.levels[k]
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "shape": lv.shape,
+        "chunks": plan.chunks[k],
+        "dtype": lv.dtype,
+        "compressors": plan.compression,
+        "fill_value": 0,
+        # zarr's per-chunk emptiness check costs about a sixth of the write time
+        # (30x a numpy `any`): off. Label blocks that are all background are
+        # skipped before zarr instead (see `_SkipBackground`), which keeps painted
+        # labels, mostly background, to few files.
+        "config": {"write_empty_chunks": True},
+    }
+    if plan.version == "0.5":
+        kwargs["dimension_names"] = [a.name for a in plan.axes]
+        kwargs["shards"] = plan.shards[k]
+    else:
+        kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+    return kwargs

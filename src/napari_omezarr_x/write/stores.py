@@ -9,29 +9,30 @@ Public API used by scripts, the napari writer, the CLI and the sample:
 - `write_store(path, images, labels)`: several images (root and child groups)
   and labels in one store, as the napari writer does for a layer selection.
 
-Every write is crash-safe: a store is built next to its target and moved into
-place when complete (see `storage.atomic`), and a folder that is not an OME-Zarr is
-never replaced. See the README section "Saving" for chunks, compression,
-downsampling and the translation of pyramid levels.
+Every write is crash-safe: in a folder a store is built next to its target and
+moved into place when complete (see `storage.atomic`); in an object store (S3,
+GCS, Azure) new arrays go to fresh paths and the root document is written last
+(see `targets`). A folder or store that is not an OME-Zarr is never replaced.
+Targets are paths, `file://` URLs or object-store URLs (with `storage_options`);
+`scheduler` runs the save on a dask.distributed cluster (see `execute`). See the
+README section "Saving" for chunks, compression, downsampling and the translation
+of pyramid levels.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from napari_omezarr_x.errors import NotOmeZarrError, StoreExistsError
 from napari_omezarr_x.model import Axis, Channel
 from napari_omezarr_x.read import looks_like_ome_zarr
-from napari_omezarr_x.storage import atomic
+from napari_omezarr_x.storage import Documents, StoreLike, atomic
 
 from . import pyramid
 from .documents import VERSIONS
-from .execute import store_plans
 from .existing import (
     image_factors,
     image_info,
@@ -39,9 +40,11 @@ from .existing import (
     level0_geometry,
     update_labels_list,
 )
-from .plan import CLEVEL, Colors, Plan, Progress, create_arrays, make_plan
+from .plan import CLEVEL, Colors, Plan, Progress, make_plan
+from .targets import Target, resolve_target, write_plans
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class ImageSpec:
@@ -88,51 +91,8 @@ def _check_version(version: str) -> str:
     return version
 
 
-def _write_plans(
-    target: Path, plans: Sequence[Plan], progress: Progress | None, overwrite: bool
-) -> None:
-    """Build `plans` in a staging folder and move it to `target` when complete."""
-    if target.exists() and not overwrite:
-        raise StoreExistsError(f"{target}: already exists (pass overwrite=True to replace it)")
-    atomic.check_replaceable(target, looks_like_ome_zarr)
-    atomic.ensure_writable(target.parent, f"cannot write {target}")
-    if target.exists():
-        atomic.ensure_writable(target, f"refusing to replace {target}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staged = atomic.staging_dir(target)
-    try:
-        arrays = create_arrays(staged, plans)
-        present = store_plans(plans, arrays, progress)
-        _write_group_attrs(staged, plans, present)
-        atomic.move_into_place(staged, target)
-    finally:
-        if staged.exists():
-            shutil.rmtree(staged, ignore_errors=True)
-    log.info("wrote %s", target)
-
-
-def _write_group_attrs(root: Path, plans: Sequence[Plan], present) -> None:
-    import zarr
-
-    labels_of: dict[str, list[str]] = {}
-    for plan in plans:
-        parts = plan.rel.split("/")
-        if len(parts) >= 2 and parts[-2] == "labels":
-            labels_of.setdefault("/".join(parts[:-1]), []).append(parts[-1])
-    for plan, values in zip(plans, present, strict=True):
-        zfmt = 3 if plan.version == "0.5" else 2
-        group = zarr.open_group(str(root / plan.rel), mode="a", zarr_format=zfmt)
-        group.attrs.update(plan.attrs(values))
-    for rel, names in labels_of.items():
-        version = plans[0].version
-        zfmt = 3 if version == "0.5" else 2
-        group = zarr.open_group(str(root / rel), mode="a", zarr_format=zfmt)
-        content = {"labels": names}
-        group.attrs.update({"ome": {"version": "0.5", **content}} if zfmt == 3 else content)
-
-
 def write_image(
-    path: str | Path,
+    path: StoreLike,
     data: Any,
     *,
     axes: Sequence[str | Axis] | str | None = None,
@@ -150,6 +110,8 @@ def write_image(
     downsample: pyramid.Method = "mean",
     progress: Progress | None = None,
     overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+    scheduler: Any = None,
 ) -> str:
     """Write `data` as a multiscale OME-Zarr image at `path`; return the path.
 
@@ -161,10 +123,13 @@ def write_image(
     fixes the pyramid depth; by default levels are added until a plane fits in
     one chunk. `shards=True` picks a shard shape (0.5 only). `progress(done,
     total)` is called as blocks are written. An existing OME-Zarr at `path` is
-    replaced only with `overwrite=True`.
+    replaced only with `overwrite=True`. `path` is a folder, a `file://` URL or an
+    object-store URL (`s3://`, `gs://`, `az://`, `abfs://`; `storage_options`
+    configure it); `scheduler` is a dask.distributed Client or scheduler address
+    to run the save on (an active Client is used by default).
     """
     version = _check_version(version)
-    target = Path(path)
+    target = resolve_target(path, storage_options)
     plan = make_plan(
         "",
         data,
@@ -182,12 +147,12 @@ def write_image(
         levels=levels,
         downsample=downsample,
     )
-    _write_plans(target, [plan], progress, overwrite)
-    return str(target)
+    write_plans(target, [plan], progress, overwrite, scheduler)
+    return target.text
 
 
 def write_labels(
-    path: str | Path,
+    path: StoreLike,
     data: Any,
     *,
     name: str | None = None,
@@ -206,12 +171,15 @@ def write_labels(
     downsample: pyramid.Method = "mode",
     progress: Progress | None = None,
     overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+    scheduler: Any = None,
 ) -> str:
     """Write a label image as an OME-Zarr of its own: the root image carries
     `image-label` metadata (no source image). Arguments as in write_image;
     `colors`/`properties` as in LabelsSpec; levels use `downsample` 'mode'
     (default) or 'nearest'."""
     version = _check_version(version)
+    target = resolve_target(path, storage_options)
     plan = make_plan(
         "",
         data,
@@ -230,8 +198,8 @@ def write_labels(
         label={"properties": list(properties), "source": None},
         colors=colors,
     )
-    _write_plans(Path(path), [plan], progress, overwrite)
-    return str(path)
+    write_plans(target, [plan], progress, overwrite, scheduler)
+    return target.text
 
 
 def _label_method(method: str) -> pyramid.Method:
@@ -241,7 +209,7 @@ def _label_method(method: str) -> pyramid.Method:
 
 
 def write_store(
-    path: str | Path,
+    path: StoreLike,
     images: Sequence[ImageSpec],
     labels: Sequence[LabelsSpec] = (),
     *,
@@ -252,12 +220,15 @@ def write_store(
     label_downsample: pyramid.Method = "mode",
     progress: Progress | None = None,
     overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+    scheduler: Any = None,
 ) -> list[str]:
     """Write several images (root first, then child groups) with their labels
     into one store, in one pass; return the path of every image and label
-    image written. Without images, the first label image becomes the root."""
+    image written. Without images, the first label image becomes the root.
+    `path`, `storage_options` and `scheduler` as in write_image."""
     version = _check_version(version)
-    target = Path(path)
+    target = resolve_target(path, storage_options)
     common = {
         "version": version,
         "shards": shards,
@@ -321,9 +292,9 @@ def write_store(
         )
         by_group.setdefault(rel, plans[-1])
     if not plans:
-        raise ValueError(f"{target}: nothing to write")
-    _write_plans(target, plans, progress, overwrite)
-    return [str(target / p.rel) if p.rel else str(target) for p in plans]
+        raise ValueError(f"{target.text}: nothing to write")
+    write_plans(target, plans, progress, overwrite, scheduler)
+    return [target.join(p.rel) for p in plans]
 
 
 def _label_factors(
@@ -343,18 +314,24 @@ def _label_factors(
     return [tuple(f[i] for i in keep) for f in factors]
 
 
-def is_image(path: str | Path) -> bool:
-    """True when `path` is a local OME-Zarr image (0.4 or 0.5, not itself a label
-    image) that labels can be added to."""
+def _image_documents(target: Target) -> Documents:
+    if target.folder is not None:
+        return Documents(str(target.folder), folder=target.folder)
+    return Documents(target.text, keys=target.keys())
+
+
+def is_image(path: StoreLike, storage_options: dict[str, Any] | None = None) -> bool:
+    """True when `path` is an OME-Zarr image (0.4 or 0.5, not itself a label
+    image; a folder or an object-store URL) that labels can be added to."""
     try:
-        _, _, is_label = image_info(Path(path))
+        _, _, is_label = image_info(_image_documents(resolve_target(path, storage_options)))
     except (OSError, ValueError):
         return False
     return not is_label
 
 
 def add_labels(
-    image_path: str | Path,
+    image_path: StoreLike,
     data: Any,
     name: str,
     *,
@@ -366,29 +343,35 @@ def add_labels(
     clevel: int = CLEVEL,
     downsample: pyramid.Method = "mode",
     progress: Progress | None = None,
+    storage_options: dict[str, Any] | None = None,
+    scheduler: Any = None,
 ) -> str:
     """Add (or replace) the label image `labels/<name>` of the OME-Zarr image
-    at `image_path`; return its path.
+    at `image_path` (a folder or an object-store URL); return its path.
 
     `data` has the image's shape, or that shape without the channel axis;
-    axes, scale, translation and pyramid levels are taken from the image. The label image is
-    built in a hidden folder, renamed into `labels/`, and only then listed in
-    the `labels` metadata (replaced atomically), so the image and its other
-    labels are intact at every moment.
+    axes, scale, translation and pyramid levels are taken from the image. The
+    label image is written completely first (in a folder: built in a hidden
+    folder and renamed into `labels/`; in an object store: fresh arrays, then
+    its group document), and only then listed in the `labels` metadata
+    (replaced atomically), so the image and its other labels are intact at
+    every moment.
     """
-    image = Path(image_path)
-    if not image.is_dir():
+    where = resolve_target(image_path, storage_options)
+    image = where.folder
+    if image is not None and not image.is_dir():
         raise NotOmeZarrError(f"{image}: no OME-Zarr image folder there")
     if not name or "/" in name or name.startswith(".") or name in ("labels",):
         raise ValueError(f"{name!r} is not a usable label name")
-    version, ms, _ = image_info(image)
-    axes, scale, trans, shape = level0_geometry(image, ms)
+    docs = _image_documents(where)
+    version, ms, _ = image_info(docs)
+    axes, scale, trans, shape = level0_geometry(docs, ms)
     img_factors = image_factors(ms, scale)
     dshape = tuple(data[0].shape if isinstance(data, Sequence) else data.shape)
     keep = label_axes(axes, shape, dshape)
     if keep is None or tuple(shape[i] for i in keep) != dshape:
         raise ValueError(
-            f"{image}: labels {name!r} of shape {dshape} do not fit the image of shape "
+            f"{where.text}: labels {name!r} of shape {dshape} do not fit the image of shape "
             f"{shape} (axes {''.join(a.name for a in axes)}): give the image's shape, "
             "leaving out only its channel axis and length-1 axes"
         )
@@ -409,12 +392,17 @@ def add_labels(
         colors=colors,
         factors=[tuple(f[i] for i in keep) for f in img_factors],
     )
-    labels_dir = image / "labels"
-    atomic.ensure_writable(labels_dir, f"cannot add labels to {image}")
-    labels_dir.mkdir(exist_ok=True)
-    target = labels_dir / name
-    if target.exists() and not looks_like_ome_zarr(str(target)) and any(target.iterdir()):
-        raise StoreExistsError(f"{target}: exists and is not an OME-Zarr label image")
-    _write_plans(target, [plan], progress, overwrite=True)
-    update_labels_list(labels_dir, version, name)
-    return str(target)
+    if image is not None:
+        labels_dir = image / "labels"
+        atomic.ensure_writable(labels_dir, f"cannot add labels to {image}")
+        labels_dir.mkdir(exist_ok=True)
+        folder = labels_dir / name
+        if folder.exists() and not looks_like_ome_zarr(str(folder)) and any(folder.iterdir()):
+            raise StoreExistsError(f"{folder}: exists and is not an OME-Zarr label image")
+        target = Target(str(folder), folder=folder)
+    else:
+        url = f"{where.url}/labels/{name}"
+        target = Target(url, url=url, storage_options=storage_options)
+    write_plans(target, [plan], progress, True, scheduler)
+    update_labels_list(docs, version, name)
+    return target.text
