@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,17 @@ class S3Server:
     def upload(self, folder: Path, bucket: str, prefix: str) -> str:
         """Upload every file of `folder` under `prefix`; return the s3:// URL of it."""
         extra = {"ACL": "public-read"} if bucket == PUBLIC else {}
-        for file in sorted(folder.rglob("*")):
-            if file.is_file():
-                key = f"{prefix}/{file.relative_to(folder).as_posix()}"
-                self.client.put_object(Bucket=bucket, Key=key, Body=file.read_bytes(), **extra)
+        if folder.is_file():  # a zipped store is one object
+            self.client.put_object(Bucket=bucket, Key=prefix, Body=folder.read_bytes(), **extra)
+            return f"s3://{bucket}/{prefix}"
+        files = [f for f in sorted(folder.rglob("*")) if f.is_file()]
+
+        def put(file: Path) -> None:
+            key = f"{prefix}/{file.relative_to(folder).as_posix()}"
+            self.client.put_object(Bucket=bucket, Key=key, Body=file.read_bytes(), **extra)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(put, files))
         return f"s3://{bucket}/{prefix}"
 
     def keys(self, bucket: str, prefix: str) -> list[str]:

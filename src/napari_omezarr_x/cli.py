@@ -7,12 +7,14 @@ path that cannot be read.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-from .errors import OmeZarrXError, StoreAccessError
+from .errors import MissingDependencyError, OmeZarrXError, StoreAccessError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -38,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    where = "folder, .zip file, http(s):// or s3:// / gs:// / az:// URL of the store"
     p = sub.add_parser("validate", help="check a store against the OME-NGFF specification")
-    p.add_argument("path", help="folder, .zip file or http(s) URL of the store")
+    p.add_argument("path", help=where)
     p.add_argument("--strict", action="store_true", help="also enforce recommendations")
     p.add_argument(
         "--metadata-only", action="store_true", help="check metadata only, not the arrays"
@@ -47,17 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("info", help="print the groups, arrays and images of a store")
-    p.add_argument("path", help="folder, .zip file or http(s) URL of the store")
+    p.add_argument("path", help=where)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("convert", help="convert an image (TIFF, PNG, OME-Zarr, ...) to OME-Zarr")
-    p.add_argument("input", help="image file or OME-Zarr store")
-    p.add_argument("output", help="OME-Zarr folder to write")
+    p.add_argument("input", help="image file or OME-Zarr store (folder, zip or URL)")
+    p.add_argument("output", help="OME-Zarr to write: a folder or an s3:// / gs:// / az:// URL")
     p.add_argument("--version", choices=("0.4", "0.5"), default="0.5", help="NGFF version")
     p.add_argument("--chunks", type=_shape, help="chunk shape, e.g. 1,64,256,256")
     p.add_argument("--shards", type=_shape, help="shard shape (NGFF 0.5 / zarr v3 only)")
     p.add_argument("--levels", type=int, help="number of pyramid levels (default: automatic)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OME-Zarr")
+    cluster = p.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--scheduler", metavar="ADDRESS", help="run on this dask scheduler (tcp://host:8786)"
+    )
+    cluster.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run on a local dask cluster of N worker processes",
+    )
 
     sub.add_parser("sample", help="open napari with the built-in sample")
     p = sub.add_parser("view", help="open OME-Zarr stores in napari")
@@ -85,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return commands[args.command](args)
-    except StoreAccessError as exc:
+    except (StoreAccessError, MissingDependencyError) as exc:
         print(f"napari-omezarr-x {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (OmeZarrXError, ValueError) as exc:
@@ -130,19 +143,43 @@ def _convert(args: argparse.Namespace) -> int:
     from .convert import convert
 
     bar = _ProgressBar()
-    out = convert(
-        args.input,
-        args.output,
-        version=args.version,
-        chunks=args.chunks,
-        shards=args.shards,
-        levels=args.levels,
-        overwrite=args.overwrite,
-        progress=bar,
-    )
+    with _cluster(args.scheduler, args.workers) as scheduler:
+        out = convert(
+            args.input,
+            args.output,
+            version=args.version,
+            chunks=args.chunks,
+            shards=args.shards,
+            levels=args.levels,
+            overwrite=args.overwrite,
+            progress=bar,
+            scheduler=scheduler,
+        )
     bar.close(complete=True)
     print(f"wrote {out}")
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _cluster(address: str | None, workers: int | None) -> Iterator[Any]:
+    """A scheduler address as given, or a local cluster of `workers` processes, or None."""
+    if workers is None:
+        yield address
+        return
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "--workers needs distributed: pip install 'napari-omezarr-x[cluster]'"
+        ) from exc
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    with (
+        LocalCluster(n_workers=workers, processes=True) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
 
 
 class _ProgressBar:

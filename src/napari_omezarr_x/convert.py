@@ -3,13 +3,16 @@
 TIFF files are streamed: tifffile exposes them as a zarr store and dask reads one
 chunk at a time, so a file larger than memory converts. OME-TIFF and ImageJ axes and
 pixel sizes are kept. Other formats go through imageio (whole image in memory, as
-napari's builtin reader does). Writing goes through `write.write_image`, so the output
-is the same as napari's "Save as OME-Zarr".
+napari's builtin reader does). An OME-Zarr source may be any StoreLike (an object-store
+URL too). Writing goes through `write.write_image`, so the output is the same as
+napari's "Save as OME-Zarr", to a folder or an object store, on a dask cluster when one
+is active or given.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +24,7 @@ import numpy as np
 
 from .errors import MetadataError, StoreAccessError
 from .model import Axis, Channel
+from .storage import StoreLike, is_remote
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +73,8 @@ class Source:
 
 
 def convert(
-    source: str,
-    output: str,
+    source: StoreLike,
+    output: StoreLike,
     *,
     version: str = "0.5",
     chunks: Sequence[int] | None = None,
@@ -78,11 +82,20 @@ def convert(
     levels: int | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    storage_options: dict[str, Any] | None = None,
+    scheduler: Any = None,
 ) -> str:
-    """Convert `source` (image file or OME-Zarr) to an OME-Zarr at `output`; return its path."""
+    """Convert `source` (image file or OME-Zarr) to an OME-Zarr at `output`; return its path.
+
+    `source` may be any StoreLike OME-Zarr (an object-store URL included) and
+    `output` a folder or an object-store URL; `storage_options` configure the
+    object stores of both. The save runs on `scheduler` (a dask.distributed
+    Client or scheduler address), or an active Client, as `write_image` does.
+    """
     from .write import add_labels, write_image
 
-    with open_source(source) as image:
+    options = {"storage_options": storage_options, "scheduler": scheduler}
+    with open_source(source, storage_options) as image:
         out = write_image(
             output,
             image.data,
@@ -97,9 +110,10 @@ def convert(
             levels=levels if levels is not None else image.levels,
             progress=progress,
             overwrite=overwrite,
+            **options,
         )
         for label in image.labels:
-            _add_label(out, label, image, add_labels)
+            _add_label(out, label, image, functools.partial(add_labels, **options))
     return str(out)
 
 
@@ -134,12 +148,12 @@ def _fit_label(data: Any, label_axes: Sequence[Axis], image: Source) -> Any:
 
 
 @contextlib.contextmanager
-def open_source(path: str) -> Iterator[Source]:
+def open_source(path: StoreLike, storage_options: dict[str, Any] | None = None) -> Iterator[Source]:
     """Open `path` for reading; TIFF files stay open until the context ends."""
     from .read import looks_like_ome_zarr
 
-    if looks_like_ome_zarr(path):
-        yield _from_ome_zarr(path)
+    if looks_like_ome_zarr(path, storage_options) or is_remote(path):
+        yield _from_ome_zarr(path, storage_options)
         return
     local = Path(path)
     if not local.exists():
@@ -153,10 +167,10 @@ def open_source(path: str) -> Iterator[Source]:
     yield _from_imageio(local)
 
 
-def _from_ome_zarr(path: str) -> Source:
+def _from_ome_zarr(path: StoreLike, storage_options: dict[str, Any] | None) -> Source:
     from .read import read_ome_zarr
 
-    images = read_ome_zarr(path)
+    images = read_ome_zarr(path, storage_options=storage_options)
     if not images:
         raise MetadataError(f"{path}: no image found to convert")
     if len(images) > 1:

@@ -1,4 +1,5 @@
-"""npe2 reader contribution: open OME-Zarr folders, zips and URLs as napari layers.
+"""npe2 reader contribution: open OME-Zarr folders, zips and URLs (http(s), s3, gs, az)
+as napari layers.
 
 napari calls `get_reader` for every folder it is asked to open, so it only
 looks at metadata names and returns None quickly for anything that is not
@@ -27,6 +28,7 @@ from typing import Any
 from napari_omezarr_x._napari.layers import LayerData, layers_for_images
 from napari_omezarr_x.errors import NotOmeZarrError, OmeZarrXError
 from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
+from napari_omezarr_x.storage import is_object_url
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +52,15 @@ def _as_paths(path: str | os.PathLike[str] | list[Any] | tuple[Any, ...]) -> lis
 def get_reader(path: str | list[str]) -> ReaderFunction | None:
     """napari reader hook: a reader function for OME-Zarr paths, None for anything else.
 
-    For a list, every path must be OME-Zarr. Never raises, warns or reads chunks.
+    For a list, every path must be OME-Zarr. Object-store URLs (s3://, gs://,
+    az://, ...) are always taken, without a request: no other reader opens them,
+    and reading them reports what is wrong (credentials, a missing bucket, a
+    missing package) better than napari's "no reader". Never raises, warns or
+    reads chunks.
     """
     try:
         paths = _as_paths(path)
-        if paths and all(looks_like_ome_zarr(p) for p in paths):
+        if paths and all(is_object_url(p) or looks_like_ome_zarr(p) for p in paths):
             return read_layers
     except Exception:  # napari asks every reader; a failed guess just means "not ours"
         logger.debug("get_reader(%r) failed", path, exc_info=True)

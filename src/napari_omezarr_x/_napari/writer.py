@@ -10,12 +10,14 @@ labels layers onto an existing OME-Zarr image adds them under its `labels/`.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_omezarr_x.model import Channel
+from napari_omezarr_x.storage import url_scheme
 from napari_omezarr_x.write import add_labels, is_image, write_store
 from napari_omezarr_x.write.layout import LayerInput, plan_layout
 
@@ -31,7 +33,7 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
     if layers and all(layer.kind == "labels" for layer in layers) and is_image(target):
         return _add_labels(target, layers)
     images, labels = plan_layout(layers)
-    with _ProgressBar(f"Saving {target.name}") as report:
+    with _ProgressBar(f"Saving {_name(target)}") as report:
         return write_store(
             target,
             images,
@@ -62,17 +64,25 @@ def write_labels(path: str, data: Any, meta: dict) -> list[str]:
     return write_layers(path, [(data, meta, "labels")])
 
 
-def _target(path: str) -> Path:
-    """The path as typed, with `.ome.zarr` appended when it has no extension."""
-    target = Path(path).expanduser()
-    if not target.suffix:
-        target = target.with_name(target.name + SUFFIX)
-    return target
+def _target(path: str) -> str:
+    """The path (or object-store URL) as typed, with `.ome.zarr` appended when it has
+    no extension."""
+    text = os.fspath(path)
+    if url_scheme(text) is None:
+        text = str(Path(text).expanduser())
+    name = text.rstrip("/").rsplit("/", 1)[-1]
+    if "." not in name:
+        text = text.rstrip("/") + SUFFIX
+    return text
 
 
-def _add_labels(target: Path, layers: list[LayerInput]) -> list[str]:
+def _name(target: str) -> str:
+    return target.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _add_labels(target: str, layers: list[LayerInput]) -> list[str]:
     written = []
-    with _ProgressBar(f"Adding labels to {target.name}") as report:
+    with _ProgressBar(f"Adding labels to {_name(target)}") as report:
         for layer in layers:
             written.append(
                 add_labels(

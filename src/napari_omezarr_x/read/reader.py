@@ -200,6 +200,6 @@ class Reader(ImageReader):
     def ome_xml_names(self, path: str) -> list[str]:
         """Image names from the collection's OME-XML (empty when absent or unreadable)."""
         data = self.loc.read_bytes(self.loc.join(path, "OME", "METADATA.ome.xml"))
-        if data is None and self.loc.sidecar is not None:
-            data = self.loc.sidecar.read_bytes()
+        if data is None:
+            data = self.loc.read_sidecar()
         return md.ome_xml_image_names(data, self.loc.describe(path)) if data else []

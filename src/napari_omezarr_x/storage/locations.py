@@ -14,6 +14,7 @@ imported on first use so that napari's cheap "is this mine?" check stays cheap.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 
 from napari_omezarr_x.errors import StoreAccessError
 
-from .objects import OBJECT_SCHEMES, ObjectKeys, object_scheme, object_store
+from .objects import OBJECT_SCHEMES, ObjectKeys, object_error, object_scheme, object_store
 
 if TYPE_CHECKING:
     from zarr.abc.store import Store
@@ -54,11 +55,12 @@ class Location:
     kind: str
     sidecar: Path | None = None
     keys: ObjectKeys | None = None
+    storage_options: dict[str, Any] | None = None
 
     @property
     def listable(self) -> bool:
         """Whether child groups can be discovered by listing (not over HTTP)."""
-        return self.kind != "http"
+        return self.kind not in ("http", "zip-remote")
 
     def join(self, *parts: str) -> str:
         """A group path inside the store made of `parts` (empty parts skipped)."""
@@ -95,12 +97,29 @@ class Location:
             return []
         return []
 
+    def read_sidecar(self) -> bytes | None:
+        """The OME-XML next to the store (bioformats2raw layout 1), or None.
+
+        In an object store it is looked for beside the store's prefix
+        (`.../METADATA.ome.xml` for `.../data.zarr`), one request.
+        """
+        try:
+            if self.sidecar is not None:
+                return self.sidecar.read_bytes()
+            if self.keys is not None and self.root.count("/") > 2:
+                parent = self.root.rsplit("/", 1)[0]
+                keys = ObjectKeys(parent, object_store(parent, self.storage_options))
+                return keys.get("METADATA.ome.xml")
+        except OSError:
+            return None
+        return None
+
     def read_bytes(self, key: str) -> bytes | None:
         """A non-zarr file of the store (e.g. OME/METADATA.ome.xml), or None if absent."""
         try:
             if self.keys is not None:
                 return self.keys.get(key)
-            if self.kind == "store":
+            if self.kind in ("store", "zip-remote"):
                 return None
             if self.kind == "local":
                 file = Path(self.root) / key
@@ -303,6 +322,8 @@ def _open_object(url: str, storage_options: dict[str, Any] | None) -> Location:
     import zarr.storage
 
     root = url.rstrip("/")
+    if urlsplit(root).path.lower().endswith(ZIP_SUFFIXES):
+        return _open_object_zip(root, storage_options)
     obs = object_store(root, storage_options)
     keys = ObjectKeys(root, obs)
     for name in METADATA_FILES:
@@ -313,7 +334,59 @@ def _open_object(url: str, storage_options: dict[str, Any] | None) -> Location:
         # access) from a prefix that simply holds no zarr metadata.
         keys.child_names("")
     store = zarr.storage.ObjectStore(obs, read_only=True)
-    return Location(store=store, root=root, path="", kind="object", keys=keys)
+    return Location(
+        store=store,
+        root=root,
+        path="",
+        kind="object",
+        keys=keys,
+        storage_options=storage_options,
+    )
+
+
+def _open_object_zip(url: str, storage_options: dict[str, Any] | None) -> Location:
+    """A zipped store in an object store, read with range requests (as .ozx intends)."""
+    import fsspec
+    import obstore
+    import zarr.storage
+    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+
+    parent, name = url.rsplit("/", 1)
+    try:
+        reader = obstore.open_reader(object_store(parent, storage_options), name)
+        archive = fsspec.filesystem("zip", fo=_RangeFile(reader))
+        names = archive.zip.namelist()
+    except StoreAccessError:
+        raise
+    except Exception as exc:  # obstore and zipfile each raise their own types
+        raise object_error(url, exc, "cannot read as a zip file") from exc
+    store = zarr.storage.FsspecStore(
+        AsyncFileSystemWrapper(archive, asynchronous=True), path="", read_only=True
+    )
+    return Location(store=store, root=url, path=_top_folder(names), kind="zip-remote")
+
+
+class _RangeFile(io.RawIOBase):
+    """A read-only file over an object read by ranges (obstore's reader), for zipfile."""
+
+    def __init__(self, reader: Any) -> None:
+        super().__init__()
+        self._reader = reader
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(self._reader.read(size if size is not None and size >= 0 else None))
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._reader.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._reader.tell()
 
 
 def _local_root_of(store: Any) -> Path | None:

@@ -78,8 +78,11 @@ def open_mapper(
         return KeyMapping(_zarr_getter(location.store), location.path)
     path = os.fspath(path)
     scheme = check_scheme(path)
-    if scheme in OBJECT_SCHEMES:
+    if scheme in OBJECT_SCHEMES and not path.rstrip("/").lower().endswith(ZIP_SUFFIXES):
         return KeyMapping(ObjectKeys(path, object_store(path, storage_options)).get)
+    if scheme in OBJECT_SCHEMES:
+        location = open_location(path, storage_options)
+        return KeyMapping(_zarr_getter(location.store), location.path)
     if scheme in LOCAL_SCHEMES:
         path = str(local_path(path))
     if scheme in HTTP_SCHEMES:
