@@ -48,6 +48,22 @@ class S3Server:
             list(pool.map(put, files))
         return f"s3://{bucket}/{prefix}"
 
+    def protect(self, prefix: str) -> None:
+        """Deny writes and deletes under `prefix` of the public bucket, for everyone.
+
+        moto lets anonymous requests write to any bucket unless a policy denies it.
+        """
+        policy = json.loads(self.client.get_bucket_policy(Bucket=PUBLIC)["Policy"])
+        policy["Statement"].append(
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": ["s3:PutObject", "s3:DeleteObject"],
+                "Resource": [f"arn:aws:s3:::{PUBLIC}/{prefix}/*"],
+            }
+        )
+        self.client.put_bucket_policy(Bucket=PUBLIC, Policy=json.dumps(policy))
+
     def keys(self, bucket: str, prefix: str) -> list[str]:
         """Every key under `prefix` in `bucket`."""
         pages = self.client.get_paginator("list_objects_v2").paginate(

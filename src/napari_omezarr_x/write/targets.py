@@ -33,18 +33,19 @@ coordinated (as with two processes writing one folder).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_omezarr_x.errors import ReadOnlyStoreError, StoreExistsError
+from napari_omezarr_x.errors import OmeZarrXError, ReadOnlyStoreError, StoreExistsError
 from napari_omezarr_x.read import looks_like_ome_zarr
 from napari_omezarr_x.spec import metadata as md
 from napari_omezarr_x.storage import (
@@ -56,6 +57,7 @@ from napari_omezarr_x.storage import (
     check_scheme,
     dump_json,
     local_path,
+    object_error,
     object_scheme,
     object_store,
 )
@@ -212,6 +214,32 @@ def _write_objects(
     keys = target.keys()
     existing = keys.keys()
     _check_object_target(target, keys, existing, overwrite)
+    with _object_errors(target):
+        _write_new_version(target, keys, existing, plans, progress, scheduler)
+
+
+@contextlib.contextmanager
+def _object_errors(target: Target) -> Iterator[None]:
+    """Errors of the object store client (raised through zarr or dask) as StoreAccessError."""
+    try:
+        yield
+    except OmeZarrXError:
+        raise
+    except Exception as exc:
+        if type(exc).__module__.startswith("obstore") or isinstance(exc, OSError):
+            raise object_error(target.text, exc, "cannot write") from exc
+        raise
+
+
+def _write_new_version(
+    target: Target,
+    keys: ObjectKeys,
+    existing: list[str],
+    plans: Sequence[Plan],
+    progress: Progress | None,
+    scheduler: Any,
+) -> None:
+    """Steps 1 to 3 of the module docstring."""
     taken = _taken_prefixes(existing)
     token = secrets.token_hex(4)
     for plan in plans:
