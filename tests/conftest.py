@@ -77,3 +77,26 @@ def s3_anon_env(s3_server, monkeypatch, tmp_path_factory):
     folder = tmp_path_factory.mktemp("aws")
     _aws_env(monkeypatch, s3_server, folder, credentials=False)
     return s3_server
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A distributed.LocalCluster of 2 worker processes (session-wide: slow to start)."""
+    import logging
+
+    from distributed import LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def dask_client(dask_cluster):
+    """A Client of the session's LocalCluster, active (the default) for the test."""
+    from distributed import Client
+
+    with Client(dask_cluster) as client:
+        yield client

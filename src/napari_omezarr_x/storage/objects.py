@@ -166,6 +166,16 @@ def _s3_config(options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         options["region"] = region or "us-east-1"
     provider = None
     env_keys = bool(os.environ.get("AWS_ACCESS_KEY_ID"))
+    if env_keys and not _has_explicit_credentials(options):
+        # Explicit, so that a store pickled to dask workers (whose environment
+        # may lack them) signs its requests the same way.
+        for name, key in (
+            ("AWS_ACCESS_KEY_ID", "access_key_id"),
+            ("AWS_SECRET_ACCESS_KEY", "secret_access_key"),
+            ("AWS_SESSION_TOKEN", "session_token"),
+        ):
+            if os.environ.get(name):
+                options[key] = os.environ[name]
     env_other = any(
         os.environ.get(v)
         for v in (

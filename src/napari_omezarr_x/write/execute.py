@@ -87,7 +87,7 @@ def _cluster(scheduler: Any) -> Any:
                 "pip install 'napari-omezarr-x[cluster]'"
             ) from exc
         try:
-            client = Client(scheduler, timeout="10s", set_as_default=False)
+            client = Client(scheduler, timeout="5s", set_as_default=False)
         except OSError as exc:
             raise StoreAccessError(
                 f"cannot reach the dask scheduler at {scheduler}: {exc}"
@@ -113,36 +113,31 @@ def _compute_on_cluster(
     client: Any, write: Any, wanted: list[list[Any]], progress: Progress | None
 ) -> list[list[np.ndarray]]:
     """Run the write graph on `client`, reporting progress as chunk writes complete."""
-    import dask
-    from distributed import as_completed
+    from distributed import as_completed, futures_of
 
-    stores = [k for k in write.__dask_graph__() if _is_store_key(k)]
+    writes = list(write) if isinstance(write, tuple) else [write]
     flat = [d for plan_wanted in wanted for d in plan_wanted]
-    graph = dict(dask.base.collections_to_expr([write, *flat]).__dask_graph__())
-    futures = client.get(graph, [*stores, *(d.key for d in flat)], sync=False)
-    total = len(futures)
-    if progress is not None:
-        progress(0, total)
-    done = 0
-    try:
-        for future in as_completed(futures):
-            future.result()  # raises the task's error (or a KilledWorker) here
-            done += 1
-            if progress is not None:
-                progress(done, total)
-        results = client.gather(futures[len(stores) :])
-    finally:
-        client.cancel(futures)
+    with client.as_current():
+        persisted = client.persist([*writes, *flat])
+        store_futures = futures_of(persisted[: len(writes)])
+        wanted_futures = [futures_of(d)[0] for d in persisted[len(writes) :]]
+        futures = [*store_futures, *wanted_futures]
+        total = len(futures)
+        if progress is not None:
+            progress(0, total)
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                future.result()  # raises the task's error (or a KilledWorker) here
+                if progress is not None:
+                    progress(done, total)
+            results = client.gather(wanted_futures)
+        finally:
+            client.cancel(futures)
     out, start = [], 0
     for plan_wanted in wanted:
         out.append(results[start : start + len(plan_wanted)])
         start += len(plan_wanted)
     return out
-
-
-def _is_store_key(key: Any) -> bool:
-    name = key[0] if isinstance(key, tuple) else key
-    return isinstance(name, str) and name.startswith("store-map")
 
 
 class _SkipBackground:
