@@ -202,7 +202,16 @@ def _open_tables(records: list[dict]) -> list[str]:
             ]
         )
     header = ["reader", "layer data ready s", "requests to open", "full-res plane s", "requests"]
-    return lines + _table(header, rows)
+    lines += _table(header, rows)
+    lines += ["", "### Open from S3 (local moto server, same s3:// URL for both)", ""]
+    rows = []
+    for c, r in _by(records, "s3").items():
+        if not r.get("ok"):
+            rows.append([c, r.get("error", "failed")[:80], "-", "-"])
+            continue
+        rows.append([c, _fmt(r["open_s"], ".3f"), _fmt(r["plane_s"], ".3f"), str(r["layers"])])
+    lines += _table(["reader", "layer data ready s", "full-res plane s", "layers"], rows)
+    return lines
 
 
 def targets(records: list[dict]) -> list[tuple[str, str, bool | None]]:

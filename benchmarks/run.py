@@ -31,7 +31,7 @@ from report import environment, markdown  # noqa: E402
 
 DEFAULT_SIZE = (2, 128, 2048, 2048)
 QUICK_SIZE = (2, 64, 1024, 1024)
-AREAS = ("save", "labels", "memory", "open", "viewer", "http")
+AREAS = ("save", "labels", "memory", "open", "viewer", "http", "s3")
 
 IMAGE_CASES = [
     ("ours-0.5", "ours", {"version": "0.5"}),
@@ -109,7 +109,9 @@ class Runner:
         only = [name for name in self.args.only.split(",") if name]
         return not only or case in only or f"{area}/{case}" in only
 
-    def run(self, spec: dict, wrap: list[str] | None = None) -> dict:
+    def run(
+        self, spec: dict, wrap: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> dict:
         """Run one case in a fresh interpreter; the record says ok=False if it failed."""
         self.outdir.mkdir(parents=True, exist_ok=True)
         stem = self.outdir / f"{spec['area']}-{spec['case']}"
@@ -122,7 +124,7 @@ class Runner:
         try:
             proc = subprocess.run(
                 command,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 timeout=self.args.timeout,
                 capture_output=True,
                 text=True,
@@ -259,6 +261,38 @@ def run_opens(runner: Runner, store: Path) -> None:
         finally:
             server.terminate()
             server.wait(10)
+    if "s3" in areas:
+        run_s3_opens(runner, store)
+
+
+def run_s3_opens(runner: Runner, store: Path) -> None:
+    """Both reader plugins on the same s3:// URL of a local S3 server (moto)."""
+    import opening
+    import s3_server
+
+    warmup = opening.tiny_store(runner.outdir)
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "s3_server.py"), str(store.parent), store.name, warmup.name],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        endpoint = server.stdout.readline().strip()
+        env = s3_server.environment(endpoint)
+        for tool in READERS:
+            if runner.wanted("s3", tool):
+                params = {
+                    "source": store.name,
+                    "local_store": str(store),
+                    "warmup_dir": str(runner.outdir),
+                    "warmup_url": f"s3://{s3_server.BUCKET}/{warmup.name}",
+                }
+                spec = {"area": "s3", "case": tool, "tool": tool}
+                url = f"s3://{s3_server.BUCKET}/{store.name}"
+                runner.run({**spec, "store": url, "params": params}, env=env)
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     inputs = ensure_inputs(runner.workdir, args.size)
     generation_s = time.perf_counter() - start
     run_saves(runner, inputs)
-    if {"open", "viewer", "http"} & set(args.areas):
+    if {"open", "viewer", "http", "s3"} & set(args.areas):
         run_opens(runner, open_store_for(runner, inputs))
     env = environment()
     env["load_before"] = env_before["load"]

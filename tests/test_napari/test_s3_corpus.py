@@ -42,6 +42,16 @@ def _levels(data) -> list:
     return list(data) if isinstance(data, list | tuple) else [data]
 
 
+#: Levels larger than this (elements) are compared on their middle plane, what napari shows.
+_WHOLE_LEVEL = 2**24
+
+
+def _region(level) -> tuple:
+    if level.size <= _WHOLE_LEVEL:
+        return ()
+    return tuple(n // 2 for n in level.shape[:-2])
+
+
 def _assert_same_layers(local: list, remote: list, *, every_level: bool) -> None:
     assert [(kind, meta.get("name")) for _, meta, kind in remote] == [
         (kind, meta.get("name")) for _, meta, kind in local
@@ -51,14 +61,19 @@ def _assert_same_layers(local: list, remote: list, *, every_level: bool) -> None
         lv, rv = _levels(ldata), _levels(rdata)
         assert [a.shape for a in rv] == [a.shape for a in lv]
         pairs = list(zip(lv, rv, strict=True))
-        for a, b in pairs if every_level else pairs[-1:]:
-            np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
+        for k, (a, b) in enumerate(pairs if every_level else pairs[-1:]):
+            region = _region(a)
+            # np.array_equal: assert_array_equal's NaN bookkeeping costs seconds here
+            assert np.array_equal(np.asarray(b[region]), np.asarray(a[region]), equal_nan=True), (
+                f"level {k}"
+            )
 
 
 @pytest.mark.parametrize("bucket", [PRIVATE, PUBLIC])
 def test_corpus_opens_from_s3_as_from_folder(bucket, corpus_urls, corpus_dir, request):
-    """Every pixel of every level with credentials; anonymously (the same bytes over
-    unsigned requests) every level's shape and the smallest level's pixels."""
+    """Every pixel of every level with credentials (the middle plane of levels over 16
+    million pixels); anonymously (the same bytes over unsigned requests) every level's
+    shape and the smallest level's pixels."""
     request.getfixturevalue("s3_env" if bucket == PRIVATE else "s3_anon_env")
     failures = []
     for ds in CORPUS_DATASETS:

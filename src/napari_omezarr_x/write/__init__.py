@@ -3,8 +3,12 @@
 - `stores`: the public API (`write_image`, `write_labels`, `add_labels`,
   `write_store`) and the crash-safe build of a store;
 - `layout`: where each napari layer of a multi-layer save goes;
-- `plan`: one image as zarr arrays (levels, chunks, shards, codecs, attributes),
-  and the single dask pass that writes every plan;
+- `targets`: where a save goes and how it stays safe there (a staging folder
+  and an atomic exchange; in object stores fresh array paths, documents from the
+  leaves up with the root last, then garbage collection);
+- `plan`: one image as zarr arrays (levels, chunks, shards, codecs, attributes);
+- `execute`: the single dask pass that writes every plan, locally or on a
+  dask.distributed cluster, with progress;
 - `pyramid`: pyramid planning and the downsampling kernels;
 - `documents`: the NGFF JSON the writer produces;
 - `existing`: what adding labels needs to know of an existing image.

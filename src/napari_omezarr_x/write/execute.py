@@ -112,27 +112,38 @@ def _cluster(scheduler: Any) -> Any:
 def _compute_on_cluster(
     client: Any, write: Any, wanted: list[list[Any]], progress: Progress | None
 ) -> list[list[np.ndarray]]:
-    """Run the write graph on `client`, reporting progress as chunk writes complete."""
+    """Run the write graph on `client`, reporting progress as chunk writes complete.
+
+    Each finished write is let go of at once, so a worker dying later does not
+    make the cluster redo writes already done (it would recompute lost results
+    still held by a future).
+    """
     from distributed import as_completed, futures_of
 
     writes = list(write) if isinstance(write, tuple) else [write]
     flat = [d for plan_wanted in wanted for d in plan_wanted]
     with client.as_current():
         persisted = client.persist([*writes, *flat])
-        store_futures = futures_of(persisted[: len(writes)])
-        wanted_futures = [futures_of(d)[0] for d in persisted[len(writes) :]]
-        futures = [*store_futures, *wanted_futures]
+        futures = futures_of(persisted[: len(writes)])
+        futures += [futures_of(d)[0] for d in persisted[len(writes) :]]
+        del persisted
+        wanted_at = {f.key: i for i, f in enumerate(futures[len(futures) - len(flat) :])}
         total = len(futures)
+        pending = as_completed(futures)
+        del futures
         if progress is not None:
             progress(0, total)
+        results: list[Any] = [None] * len(flat)
         try:
-            for done, future in enumerate(as_completed(futures), start=1):
-                future.result()  # raises the task's error (or a KilledWorker) here
+            for done, future in enumerate(pending, start=1):
+                value = future.result()  # raises the task's error (or a KilledWorker) here
+                if future.key in wanted_at:
+                    results[wanted_at[future.key]] = value
+                del future, value
                 if progress is not None:
                     progress(done, total)
-            results = client.gather(wanted_futures)
         finally:
-            client.cancel(futures)
+            pending.clear()
     out, start = [], 0
     for plan_wanted in wanted:
         out.append(results[start : start + len(plan_wanted)])

@@ -125,7 +125,7 @@ def resolve_target(path: StoreLike, storage_options: dict[str, Any] | None = Non
     folder = local_path(text).expanduser()
     if folder.suffix.lower() in (".zip", ".ozx"):
         raise ReadOnlyStoreError(f"{text}: zipped stores are read-only; save to a folder")
-    return Target(str(folder) if scheme else text, folder=folder)
+    return Target(str(folder) if scheme else str(Path(text)), folder=folder)
 
 
 def write_plans(
