@@ -41,7 +41,7 @@ from .locations import (
     url_scheme,
 )
 from .mappers import open_mapper
-from .objects import ObjectKeys, object_error, object_scheme, object_store
+from .objects import ObjectKeys, object_error, object_scheme, object_store, zarr_object_store
 
 __all__ = [
     "HTTP_CONNECT_TIMEOUT",
@@ -78,4 +78,5 @@ __all__ = [
     "url_scheme",
     "write_file",
     "write_json",
+    "zarr_object_store",
 ]

@@ -25,7 +25,14 @@ from urllib.parse import urlsplit
 
 from napari_omezarr_x.errors import StoreAccessError
 
-from .objects import OBJECT_SCHEMES, ObjectKeys, object_error, object_scheme, object_store
+from .objects import (
+    OBJECT_SCHEMES,
+    ObjectKeys,
+    object_error,
+    object_scheme,
+    object_store,
+    zarr_object_store,
+)
 
 if TYPE_CHECKING:
     from zarr.abc.store import Store
@@ -190,7 +197,7 @@ def open_store(store: StoreLike, storage_options: dict[str, Any] | None = None) 
     text = os.fspath(store)
     scheme = check_scheme(text)
     if scheme in OBJECT_SCHEMES:
-        return zarr.storage.ObjectStore(object_store(text, storage_options), read_only=True)
+        return zarr_object_store(text, storage_options)
     if scheme in HTTP_SCHEMES:
         return _open_http(text).store
     if local_path(text).is_file():
@@ -319,13 +326,11 @@ def _open_zip(file: Path, inner: str) -> Location:
 
 def _open_object(url: str, storage_options: dict[str, Any] | None) -> Location:
     """An object-store URL, checked: a missing bucket or denied access is reported here."""
-    import zarr.storage
-
     root = url.rstrip("/")
     if urlsplit(root).path.lower().endswith(ZIP_SUFFIXES):
         return _open_object_zip(root, storage_options)
-    obs = object_store(root, storage_options)
-    keys = ObjectKeys(root, obs)
+    store = zarr_object_store(root, storage_options)
+    keys = ObjectKeys(root, store.store)
     for name in METADATA_FILES:
         if keys.get(name) is not None:
             break
@@ -333,7 +338,6 @@ def _open_object(url: str, storage_options: dict[str, Any] | None) -> Location:
         # Nothing at the URL itself: one listing tells a missing bucket (or denied
         # access) from a prefix that simply holds no zarr metadata.
         keys.child_names("")
-    store = zarr.storage.ObjectStore(obs, read_only=True)
     return Location(
         store=store,
         root=root,

@@ -125,6 +125,15 @@ def object_store(url: str, storage_options: Mapping[str, Any] | None = None) -> 
         ) from exc
 
 
+def zarr_object_store(
+    url: str, storage_options: Mapping[str, Any] | None = None, *, read_only: bool = True
+) -> Any:
+    """The zarr store of an object-store URL: every reader and writer gets it here."""
+    import zarr.storage
+
+    return zarr.storage.ObjectStore(object_store(url, storage_options), read_only=read_only)
+
+
 def _anonymous_unless(options: dict[str, Any], configured: bool) -> dict[str, Any]:
     """`options` with `skip_signature` set when anonymous access is asked for or implied."""
     anon = next((options.pop(k) for k in _ANON_KEYS if k in options), None)

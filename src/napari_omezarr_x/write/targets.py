@@ -60,6 +60,7 @@ from napari_omezarr_x.storage import (
     object_error,
     object_scheme,
     object_store,
+    zarr_object_store,
 )
 
 from .execute import store_plans
@@ -90,11 +91,7 @@ class Target:
 
     def array_store(self, path: str) -> Any:
         """A zarr store rooted at array `path` of the object store (no parent documents)."""
-        import zarr.storage
-
-        return zarr.storage.ObjectStore(
-            object_store(f"{self.url}/{path}", self.storage_options), read_only=False
-        )
+        return zarr_object_store(f"{self.url}/{path}", self.storage_options, read_only=False)
 
 
 def resolve_target(path: StoreLike, storage_options: dict[str, Any] | None = None) -> Target:
