@@ -139,3 +139,16 @@ def test_sample_command_calls_show_sample(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(sample, "show_sample", lambda: calls.append("shown"))
     assert main(["sample"]) == 0
     assert calls == ["shown"]
+
+
+def test_info_and_validate_on_an_s3_url(s3_env, capsys):
+    from napari_omezarr_x.write import write_image
+
+    url = "s3://private/cli/img.ome.zarr"
+    write_image(url, np.zeros((2, 32, 32), dtype=np.uint8), axes="cyx", overwrite=True)
+    assert main(["validate", url]) == 0
+    assert f"{url}: valid OME-NGFF 0.5" in capsys.readouterr().out
+    assert main(["info", url]) == 0
+    assert "array (2, 32, 32) uint8" in capsys.readouterr().out
+    assert main(["info", "s3://no-such-bucket/img.ome.zarr"]) == 2
+    assert "bucket 'no-such-bucket' does not exist" in capsys.readouterr().err
