@@ -336,8 +336,17 @@ def _open_object(url: str, storage_options: dict[str, Any] | None) -> Location:
             break
     else:
         # Nothing at the URL itself: one listing tells a missing bucket (or denied
-        # access) from a prefix that simply holds no zarr metadata.
-        keys.child_names("")
+        # access) from a prefix that simply holds no zarr metadata. A public bucket
+        # may allow reads but not listing: then only the first can be said.
+        try:
+            keys.child_names("")
+        except StoreAccessError as exc:
+            if "access denied" not in str(exc):
+                raise
+            raise StoreAccessError(
+                f"{root}: no zarr metadata (zarr.json, .zattrs) at this URL, and the bucket "
+                "does not allow listing to tell more (check the URL and the credentials)"
+            ) from exc
     return Location(
         store=store,
         root=root,
