@@ -21,7 +21,7 @@ from napari_omezarr_x.errors import (
     OmeZarrXError,
     StoreAccessError,
 )
-from napari_omezarr_x.storage import Location, parallel
+from napari_omezarr_x.storage import Location, object_error, parallel
 
 
 def is_missing(exc: Exception) -> bool:
@@ -33,6 +33,8 @@ def access_error(where: str, exc: Exception) -> OmeZarrXError:
     """Our error type for an exception raised while reading `where`."""
     if isinstance(exc, OmeZarrXError):
         return exc
+    if type(exc).__module__.startswith("obstore"):  # an object store's answer, in one line
+        return object_error(where, exc)
     if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
         return MetadataError(f"{where}: malformed JSON metadata: {exc}")
     if is_missing(exc):
