@@ -176,7 +176,7 @@ def _cluster(address: str | None, workers: int | None) -> Iterator[Any]:
         ) from exc
     logging.getLogger("distributed").setLevel(logging.ERROR)
     with (
-        LocalCluster(n_workers=workers, processes=True) as cluster,
+        LocalCluster(n_workers=workers, processes=True, dashboard_address=None) as cluster,
         Client(cluster, set_as_default=False) as client,
     ):
         yield client
