@@ -101,7 +101,9 @@ def test_convert_command_with_progress(tmp_path: Path, capsys: pytest.CaptureFix
     group = zarr.open_group(out, mode="r")
     np.testing.assert_array_equal(np.asarray(group["0"]), data)
     assert main(args) == 1  # exists, no --overwrite
-    assert "already exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{out}: already exists (use --overwrite to replace it)" in err
+    assert "overwrite=True" not in err
     assert main([*args, "--overwrite"]) == 0
 
 

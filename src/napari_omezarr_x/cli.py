@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .errors import MissingDependencyError, OmeZarrXError, StoreAccessError
+from .errors import MissingDependencyError, OmeZarrXError, StoreAccessError, TargetExistsError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -143,18 +143,22 @@ def _convert(args: argparse.Namespace) -> int:
     from .convert import convert
 
     bar = _ProgressBar()
-    with _cluster(args.scheduler, args.workers) as scheduler:
-        out = convert(
-            args.input,
-            args.output,
-            version=args.version,
-            chunks=args.chunks,
-            shards=args.shards,
-            levels=args.levels,
-            overwrite=args.overwrite,
-            progress=bar,
-            scheduler=scheduler,
-        )
+    try:
+        with _cluster(args.scheduler, args.workers) as scheduler:
+            out = convert(
+                args.input,
+                args.output,
+                version=args.version,
+                chunks=args.chunks,
+                shards=args.shards,
+                levels=args.levels,
+                overwrite=args.overwrite,
+                progress=bar,
+                scheduler=scheduler,
+            )
+    except TargetExistsError as exc:
+        bar.close()
+        raise TargetExistsError(exc.target, "use --overwrite") from None
     bar.close(complete=True)
     print(f"wrote {out}")
     return EXIT_OK

@@ -31,6 +31,22 @@ class StoreExistsError(OmeZarrXError, FileExistsError):
     """A write would replace something that is not an OME-Zarr store."""
 
 
+class TargetExistsError(StoreExistsError):
+    """An OME-Zarr already exists where a write was asked not to replace anything.
+
+    `target` is the path; `advice(how)` words the message for the caller's own way
+    of asking for a replacement (`overwrite=True` in Python, `--overwrite` in the CLI).
+    """
+
+    def __init__(self, target: str, how: str = "pass overwrite=True") -> None:
+        self.target = target
+        super().__init__(self.advice(how))
+
+    def advice(self, how: str) -> str:
+        """The message, with `how` telling the user what replaces the store."""
+        return f"{self.target}: already exists ({how} to replace it)"
+
+
 class ReadOnlyStoreError(OmeZarrXError, PermissionError):
     """A write was asked of a store that cannot be written (remote, zipped, read-only)."""
 

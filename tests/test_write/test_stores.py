@@ -515,3 +515,31 @@ def test_replace_without_atomic_exchange(tmp_path, monkeypatch):
     write_image(path, np.full((16, 16), 2, np.uint8), overwrite=True)
     np.testing.assert_array_equal(np.asarray(read_ome_zarr(str(path))[0].levels[0]), 2)
     assert sorted(os.listdir(tmp_path)) == ["swap.ome.zarr"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_shuffle_per_item_size_is_what_the_readme_says(tmp_path, version):
+    """Byte shuffle for multi-byte types, bit shuffle for 1-byte types, as documented."""
+    shuffles = {}
+    for dtype in ("uint8", "bool", "uint16", "float32"):
+        path = tmp_path / f"{dtype}.ome.zarr"
+        write_image(path, np.ones((16, 16), dtype=dtype), version=version)
+        if version == "0.5":
+            codecs = json.loads((path / "0" / "zarr.json").read_text())["codecs"]
+            blosc = next(c["configuration"] for c in codecs if c["name"] == "blosc")
+            shuffles[dtype] = blosc["shuffle"]
+        else:
+            blosc = json.loads((path / "0" / ".zarray").read_text())["compressor"]
+            shuffles[dtype] = {1: "shuffle", 2: "bitshuffle"}[blosc["shuffle"]]
+    assert shuffles == {
+        "uint8": "bitshuffle", "bool": "bitshuffle", "uint16": "shuffle", "float32": "shuffle"
+    }  # fmt: skip
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    assert "with byte shuffle, or bit shuffle for 1-byte types (`uint8`, `int8`, `bool`)" in readme
+
+
+def test_existing_store_error_names_the_python_option(tmp_path):
+    path = tmp_path / "img.ome.zarr"
+    write_image(path, np.zeros((8, 8), np.uint8))
+    with pytest.raises(StoreExistsError, match=r"already exists \(pass overwrite=True"):
+        write_image(path, np.zeros((8, 8), np.uint8))

@@ -45,7 +45,12 @@ from typing import Any
 
 import numpy as np
 
-from napari_omezarr_x.errors import OmeZarrXError, ReadOnlyStoreError, StoreExistsError
+from napari_omezarr_x.errors import (
+    OmeZarrXError,
+    ReadOnlyStoreError,
+    StoreExistsError,
+    TargetExistsError,
+)
 from napari_omezarr_x.read import looks_like_ome_zarr
 from napari_omezarr_x.spec import metadata as md
 from napari_omezarr_x.storage import (
@@ -148,7 +153,7 @@ def _write_folder(
 ) -> None:
     """Build `plans` in a staging folder and move it to `target` when complete."""
     if target.exists() and not overwrite:
-        raise StoreExistsError(f"{target}: already exists (pass overwrite=True to replace it)")
+        raise TargetExistsError(str(target))
     atomic.check_replaceable(target, looks_like_ome_zarr)
     atomic.ensure_writable(target.parent, f"cannot write {target}")
     if target.exists():
@@ -266,9 +271,7 @@ def _check_object_target(
     root_docs = [k for k in existing if k in METADATA_FILES]
     if root_docs:
         if not overwrite:
-            raise StoreExistsError(
-                f"{target.text}: already exists (pass overwrite=True to replace it)"
-            )
+            raise TargetExistsError(target.text)
         attrs = _root_attributes(keys)
         if attrs is not None and not md.is_ome_node(attrs) and not _holds_ome_groups(keys):
             raise StoreExistsError(
