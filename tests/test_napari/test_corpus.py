@@ -14,6 +14,8 @@ from napari.components import ViewerModel
 from npe2 import PluginManager
 
 from conftest import CORPUS_DATASETS
+from napari_omezarr_x._napari import reader
+from napari_omezarr_x.errors import NgffComplianceWarning
 
 PLUGIN = "napari-omezarr-x"
 RGB = ["FF0000", "00FF00", "0000FF"]
@@ -147,3 +149,14 @@ def test_corpus_dataset_opens(ds, viewer, corpus_dir):
         block = layer.metadata["omezarr"]
         assert block["store"].rstrip("/").endswith(path.name)
         assert block["kind"] in ("image", "labels", "plate", "well")
+
+
+def test_window_numbers_written_as_strings_set_contrast_limits(viewer, corpus_dir):
+    """fractal's plate of ones quotes its windows ("0".."10"): without reading them the
+    limits came from the data ([1, 2]) and the plate looked black."""
+    viewer.layers.clear()
+    with pytest.warns(NgffComplianceWarning, match="got strings"):
+        added = viewer.open(str(corpus_dir / "fractal_plate_ones.zarr"), plugin=PLUGIN)
+    assert [list(layer.contrast_limits) for layer in added] == [[0, 10], [0, 10]]
+    reader.apply_contrast_range(added[0])
+    assert list(added[0].contrast_limits_range) == [0, 10]

@@ -18,7 +18,7 @@ TCZYX = (
     Axis("y", "space", "micrometer"),
     Axis("x", "space", "micrometer"),
 )
-KEYS = {"store", "path", "version", "channel_index", "channel", "image_name", "kind"}
+KEYS = {"store", "path", "version", "channel_index", "channel", "image_name", "kind", "rdefs"}
 
 
 class CountingArray:
@@ -308,11 +308,24 @@ def test_fallback_names():
     assert L.image_layers(url)[0][1]["name"] == "y"
 
 
-def test_single_level_without_window_reads_nothing():
-    levels, sources = pyramid(shape=(4, 32, 32), levels=1)
-    meta = L.image_layers(make_image(levels, axes=TCZYX[2:], name="vol"))[0][1]
-    assert "contrast_limits" not in meta  # napari derives it from the plane it displays
-    assert sources[0].reads == 0
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "uint16", "float32"])
+def test_single_level_without_window_gets_limits_from_its_data(dtype):
+    """ngff 0.1/0.2 examples hold uint8 values 2..21: napari's own guess for 8-bit
+    data is 0..255, which shows them black. Every dtype gets the data's range."""
+    data = (np.arange(4 * 32 * 32) % 20 + 2).astype(dtype).reshape(4, 32, 32)
+    level, source = counting(data)
+    meta = L.image_layers(make_image([level], axes=TCZYX[2:], name="vol"))[0][1]
+    assert meta["contrast_limits"] == (2, 21)
+    assert source.reads == 1
+
+
+def test_large_single_plane_limits_read_its_centre_only():
+    data = np.zeros((3000, 3000), np.uint16)
+    data[1000:2000, 1000:2000] = 7
+    data[0, 0] = 60000  # outside the central window that is sampled
+    level = da.from_array(data, chunks=1000)
+    meta = L.image_layers(make_image([level], axes=TCZYX[3:], name="big"))[0][1]
+    assert meta["contrast_limits"] == (0, 7)
 
 
 def test_unreadable_smallest_level_warns_and_still_opens():
@@ -324,4 +337,24 @@ def test_unreadable_smallest_level_warns_and_still_opens():
     with pytest.warns(NgffComplianceWarning, match="chunk 0/0 is corrupt"):
         out = L.image_layers(make_image([good, bad], axes=TCZYX[3:], name="img"))
     assert out[0][1]["name"] == "img"
-    assert "contrast_limits" not in out[0][1]
+    # the dtype's range, so that napari does not read the broken level again to guess
+    assert out[0][1]["contrast_limits"] == (0, 65535)
+
+
+@pytest.mark.parametrize("model", ["greyscale", "color", None])
+def test_greyscale_rendering_model_shows_grey(model):
+    levels, _ = pyramid(shape=(2, 8, 8), levels=1)
+    channels = [
+        Channel(label="a", color="FF0000", start=0, end=9),
+        Channel(label="b", color="00FF00", start=0, end=9),
+    ]
+    attrs = {"omero": {"channels": [], "rdefs": {"model": model}}} if model else {}
+    image = make_image(levels, axes=TCZYX[1:2] + TCZYX[3:], channels=channels, attrs=attrs)
+    metas = [m for _, m, _ in L.image_layers(image)]
+    colormaps = [ensure_colormap(m["colormap"]).colors[-1].tolist() for m in metas]
+    if model == "greyscale":
+        assert colormaps == [[1, 1, 1, 1], [1, 1, 1, 1]]
+    else:
+        assert colormaps == [[1, 0, 0, 1], [0, 1, 0, 1]]
+    expected = {"model": model} if model else None
+    assert [m["metadata"]["omezarr"]["rdefs"] for m in metas] == [expected, expected]

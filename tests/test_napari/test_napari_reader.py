@@ -141,6 +141,7 @@ def test_open_in_viewer(make_napari_viewer, tmp_path, version):
         "channel": CHANNELS[0],
         "image_name": "image",
         "kind": "image",
+        "rdefs": None,
     }
 
 

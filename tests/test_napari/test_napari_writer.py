@@ -175,3 +175,35 @@ def test_open_then_save_keeps_metadata(make_napari_viewer, tmp_path, version):
     (lab_before,), (lab_after,) = before.labels, after.labels
     assert lab_after.label.colors == lab_before.label.colors
     assert lab_after.label.properties == lab_before.label.properties
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_greyscale_rendering_opens_grey_and_is_kept(make_napari_viewer, tmp_path, version):
+    import json
+
+    from napari_omezarr_x.model import Channel
+
+    source = tmp_path / "grey.ome.zarr"
+    channels = [Channel(label="a", color="FF0000", start=0, end=200),
+                Channel(label="b", color="00FF00", start=0, end=100)]  # fmt: skip
+    data = np.random.default_rng(4).integers(0, 255, (2, 32, 32), dtype=np.uint8)
+    write_image(source, data, axes="cyx", channels=channels, version=version)
+    doc = source / ("zarr.json" if version == "0.5" else ".zattrs")
+    attrs = json.loads(doc.read_text())
+    omero = (attrs["attributes"]["ome"] if version == "0.5" else attrs)["omero"]
+    omero["rdefs"] = {"model": "greyscale", "defaultZ": 0}
+    doc.write_text(json.dumps(attrs))
+
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(source), plugin=PLUGIN)
+    assert [layer.colormap.colors[-1].tolist() for layer in layers] == [[1, 1, 1, 1]] * 2
+    written = viewer.layers.save(str(tmp_path / "copy.ome.zarr"), plugin=PLUGIN)
+    (copy,) = read_ome_zarr(written[0])
+    assert copy.attrs["omero"]["rdefs"] == {"model": "greyscale", "defaultZ": 0}
+    assert [c.color for c in copy.channels] == ["FF0000", "00FF00"]
+
+    layers[1].colormap = "magenta"  # recoloured: no longer a greyscale rendering
+    written = viewer.layers.save(str(tmp_path / "colour.ome.zarr"), plugin=PLUGIN)
+    (colour,) = read_ome_zarr(written[0])
+    assert colour.attrs["omero"]["rdefs"]["model"] == "color"
+    assert [c.color for c in colour.channels] == ["FF0000", "FF00FF"]

@@ -239,6 +239,23 @@ def test_channels_tolerate_partial_entries():
     assert channels[2].start is None
 
 
+def test_window_numbers_written_as_strings_are_read_with_a_warning():
+    """fractal-tasks-core wrote `"start": "0", "end": "10"`; "low" is still no number."""
+    window = {"start": "0", "end": "10", "min": "0", "max": "1e3"}
+    attrs = {"omero": {"channels": [{"window": window}, {"window": {"start": "low", "end": 5}}]}}
+    with pytest.warns(NgffComplianceWarning, match="must be numbers, got strings") as record:
+        first, second = md.parse_channels(attrs, "w")
+    assert len(record) == 1
+    assert (first.start, first.end, first.min, first.max) == (0.0, 10.0, 0.0, 1000.0)
+    assert (second.start, second.end) == (None, 5.0)
+
+
+def test_rendering_model():
+    assert md.rendering_model({"omero": {"rdefs": {"model": "greyscale"}}}) == "greyscale"
+    assert md.rendering_model({"ome": {"omero": {"rdefs": {"model": "Color"}}}}) == "color"
+    assert md.rendering_model({"omero": {"channels": []}}) is None
+
+
 def test_v3_ome_wrapper_and_labels_outside_it():
     assert md.ome_attributes({"ome": {"version": "0.5", "labels": ["a"]}}) == {
         "version": "0.5",

@@ -26,6 +26,7 @@ from napari.utils.colormaps import Colormap, label_colormap
 
 from napari_omezarr_x.errors import NgffComplianceWarning
 from napari_omezarr_x.model import Channel, Image
+from napari_omezarr_x.spec import metadata as md
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,20 @@ def omezarr_metadata(
         "channel": dict(channel.raw) if channel is not None else None,
         "image_name": image.name,
         "kind": kind,
+        "rdefs": _rdefs(image),
     }
+
+
+def _rdefs(image: Image) -> dict[str, Any] | None:
+    """The image's `omero.rdefs` (rendering model and defaults), kept for saving."""
+    omero = image.attrs.get("omero") if isinstance(image.attrs, dict) else None
+    rdefs = omero.get("rdefs") if isinstance(omero, dict) else None
+    return dict(rdefs) if isinstance(rdefs, dict) else None
+
+
+def is_greyscale(image: Image) -> bool:
+    """Whether `omero.rdefs.model` asks for greyscale rendering (OMERO's "greyscale")."""
+    return md.rendering_model(image.attrs) == "greyscale"
 
 
 # --- geometry -----------------------------------------------------------------
@@ -185,7 +199,7 @@ def _single_layer(image: Image) -> LayerData:
     levels = _levels(image.levels)
     meta["multiscale"] = levels["multiscale"]
     limits = _limits_from_data(image, None, 1, [] if _window(channel) else [0])
-    meta.update(_channel_style(channel, 0, 1, limits[0]))
+    meta.update(_channel_style(channel, 0, 1, limits[0], grey=is_greyscale(image)))
     meta["name"] = display_name(image) or fallback_name(image)
     index = None if channel is None else 0
     meta["metadata"] = {"omezarr": omezarr_metadata(image, image.kind, index, channel)}
@@ -207,13 +221,14 @@ def _channel_layers(image: Image, c: int) -> list[LayerData]:
     keep = [i for i in range(image.ndim) if i != c]
     geometry = _spatial_kwargs(image, keep)
     title = display_name(image)
+    grey = is_greyscale(image)
     layers = []
     for i, channel in enumerate(channels):
         index = (slice(None),) * c + (i,)
         levels = _levels([level[index] for level in image.levels])
         meta = dict(geometry)
         meta["multiscale"] = levels["multiscale"]
-        meta.update(_channel_style(channel, i, n, limits[i]))
+        meta.update(_channel_style(channel, i, n, limits[i], grey=grey))
         meta["name"] = _channel_name(image, title, channel, i)
         meta["metadata"] = {"omezarr": omezarr_metadata(image, image.kind, i, channel)}
         layers.append((levels["data"], meta, "image"))
@@ -259,10 +274,20 @@ def _default_color(i: int, n: int) -> str:
 
 
 def _channel_style(
-    channel: Channel | None, i: int, n: int, data_limits: tuple[float, float] | None
+    channel: Channel | None,
+    i: int,
+    n: int,
+    data_limits: tuple[float, float] | None,
+    *,
+    grey: bool = False,
 ) -> dict[str, Any]:
-    """colormap, contrast limits, visibility and blending of channel i of n."""
+    """colormap, contrast limits, visibility and blending of channel i of n.
+
+    `grey` (`rdefs.model` "greyscale") shows every channel in grey, as OMERO does.
+    """
     color = _hex_color(channel.color if channel else None) or _default_color(i, n)
+    if grey:
+        color = "gray"
     style: dict[str, Any] = {
         "colormap": _colormap(color, channel is not None and channel.inverted),
         "visible": channel.active if channel is not None else True,
@@ -293,19 +318,20 @@ def _limits_from_data(
 ) -> list[tuple[float, float] | None]:
     """Per-channel (min, max) of the smallest pyramid level, for the channels in `need`.
 
-    Reads nothing when no channel needs it. The smallest level is read whole
-    when it is small, else its central plane along the non-YX axes. A
-    single-level image is left to napari, which then computes limits from the
-    plane it reads for display anyway (reading more would mean full resolution).
+    Reads nothing when no channel needs it. The smallest level (level 0 of a
+    single-level image) is read whole when it is small, else its central plane
+    along the non-YX axes, cropped to its centre when that plane is large. napari's
+    own guess without limits is the dtype's range for 8-bit data, which shows a
+    narrow range (2..21 of 0..255) as black. When the level cannot be read, the
+    dtype's range is used so that napari does not read it again to guess.
     """
     out: list[tuple[float, float] | None] = [None] * n
     smallest = image.levels[-1]
     if not need:
         return out
-    if np.dtype(smallest.dtype).kind == "b":
+    dtype = np.dtype(smallest.dtype)
+    if dtype.kind == "b":
         return [(0.0, 1.0) if i in need else None for i in range(n)]
-    if len(image.levels) == 1:
-        return out
     try:
         return _min_max(smallest, c, need, out)
     except Exception as exc:  # a broken chunk must not stop the image from opening
@@ -315,7 +341,16 @@ def _limits_from_data(
             NgffComplianceWarning,
             stacklevel=3,
         )
-        return out
+        fallback = dtype_limits(dtype)
+        return [fallback if i in need else None for i in range(n)]
+
+
+def dtype_limits(dtype: np.dtype) -> tuple[float, float]:
+    """The full range of an integer dtype, else 0..1."""
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return (float(info.min), float(info.max))
+    return (0.0, 1.0)
 
 
 def _min_max(
@@ -339,14 +374,21 @@ def _min_max(
 
 
 def _sample(level: da.Array, c: int | None) -> da.Array:
-    """The whole level when small, else the middle plane of every non-YX, non-channel axis."""
-    if level.size <= MAX_SAMPLE or level.ndim <= 2:
+    """The whole level when small, else the middle plane of every non-YX, non-channel
+    axis, cropped to its central MAX_SAMPLE pixels when the plane alone is larger."""
+    if level.size <= MAX_SAMPLE:
         return level
-    index = tuple(
-        slice(None) if a == c or a >= level.ndim - 2 else slice(s // 2, s // 2 + 1)
-        for a, s in enumerate(level.shape)
-    )
-    return level[index]
+    side = int(MAX_SAMPLE**0.5)
+    index = []
+    for a, s in enumerate(level.shape):
+        if a == c:
+            index.append(slice(None))
+        elif a >= level.ndim - 2:
+            start = max(0, s // 2 - side // 2)
+            index.append(slice(start, start + side))
+        else:
+            index.append(slice(s // 2, s // 2 + 1))
+    return level[tuple(index)]
 
 
 # --- RGB ------------------------------------------------------------------------

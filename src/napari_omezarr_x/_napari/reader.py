@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from napari_omezarr_x._napari.layers import LayerData, layers_for_images
 from napari_omezarr_x.errors import NotOmeZarrError, OmeZarrXError
 from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
@@ -100,13 +102,24 @@ def apply_contrast_range(layer: Any) -> None:
     window = channel.get("window") if isinstance(channel, dict) else None
     if not isinstance(window, dict) or not hasattr(layer, "contrast_limits_range"):
         return
-    lo, hi = window.get("min"), window.get("max")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi)):
+    lo, hi = _as_number(window.get("min")), _as_number(window.get("max"))
+    if lo is None or hi is None:
         return
     limits = layer.contrast_limits
-    wanted = [min(float(lo), limits[0]), max(float(hi), limits[1])]
+    wanted = [min(lo, limits[0]), max(hi, limits[1])]
     if wanted[0] < wanted[1] and wanted != list(layer.contrast_limits_range):
         layer.contrast_limits_range = wanted
+
+
+def _as_number(value: Any) -> float | None:
+    """A finite number, also from a string of one (some writers quote window values)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if np.isfinite(number) else None
 
 
 def _on_inserted(event: Any) -> None:

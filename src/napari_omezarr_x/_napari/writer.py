@@ -112,9 +112,11 @@ def _layer_input(data: Any, meta: dict, kind: str) -> LayerInput:
         rgb=bool(meta.get("rgb", False)),
         image_name=omezarr.get("image_name"),
         channel_index=omezarr.get("channel_index"),
+        rdefs=dict(omezarr["rdefs"]) if isinstance(omezarr.get("rdefs"), dict) else None,
     )
     if kind == "image":
         layer.channel = _channel(data, meta, omezarr.get("channel"))
+        _keep_greyscale(layer, omezarr.get("channel"))
     elif kind == "labels":
         colormap = meta.get("colormap")
         if colormap is not None and hasattr(colormap, "map"):
@@ -158,6 +160,18 @@ def _channel(data: Any, meta: dict, raw: dict | None) -> Channel:
         inverted=bool(inverted),
         raw=raw,
     )
+
+
+def _keep_greyscale(layer: LayerInput, raw: dict | None) -> None:
+    """A channel the reader showed grey for `rdefs.model: greyscale` keeps its own
+    colour in the file; recoloured in napari, the image is saved as "color"."""
+    if layer.rdefs is None or layer.rdefs.get("model") != "greyscale" or layer.channel is None:
+        return
+    if layer.channel.color == "FFFFFF":
+        color = (raw or {}).get("color")
+        layer.channel.color = str(color) if color else layer.channel.color
+    else:
+        layer.rdefs["model"] = "color"
 
 
 def _properties(features: Any) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ MetadataError naming `where` for what cannot be understood.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 import xml.etree.ElementTree as ET
@@ -22,6 +23,7 @@ from napari_omezarr_x.model import Axis, Channel, LabelMeta
 from .transforms import sequence_matrix
 
 KNOWN_VERSIONS = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6")
+WINDOW_KEYS = ("start", "end", "min", "max")
 
 SPACE_UNITS = frozenset(
     [
@@ -306,8 +308,27 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _window_number(value: Any, key: str, quoted: list[str]) -> float | None:
+    """A window value; a number written as a string ("10") is read, and noted in `quoted`."""
+    number = _number(value)
+    if number is not None or not isinstance(value, str):
+        return number
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    quoted.append(f"{key}={value!r}")
+    return number
+
+
 def parse_channels(attrs: dict[str, Any], where: str) -> list[Channel]:
-    """omero channels; a malformed channel gets defaults instead of breaking the others."""
+    """omero channels; a malformed channel gets defaults instead of breaking the others.
+
+    Window values written as strings of numbers (some writers quote them) are read as
+    numbers, with one compliance warning for the image.
+    """
     omero = ome_attributes(attrs).get("omero")
     if not isinstance(omero, dict):
         return []
@@ -318,6 +339,7 @@ def parse_channels(attrs: dict[str, Any], where: str) -> list[Channel]:
         )
         return []
     channels = []
+    quoted: list[str] = []
     for raw in raw_channels:
         raw = raw if isinstance(raw, dict) else {}
         window = raw.get("window") if isinstance(raw.get("window"), dict) else {}
@@ -330,20 +352,33 @@ def parse_channels(attrs: dict[str, Any], where: str) -> list[Channel]:
             )
             color = None
         label = raw.get("label")
+        limits = {k: _window_number(window.get(k), k, quoted) for k in WINDOW_KEYS}
         channels.append(
             Channel(
                 label=None if label is None else str(label),
                 color=None if color is None else str(color).upper(),
-                start=_number(window.get("start")),
-                end=_number(window.get("end")),
-                min=_number(window.get("min")),
-                max=_number(window.get("max")),
                 active=bool(raw.get("active", True)),
                 inverted=bool(raw.get("inverted", False)),
                 raw=raw,
+                **limits,
             )
         )
+    if quoted:
+        warnings.warn(
+            f"{where}: omero window values must be numbers, got strings "
+            f"({', '.join(dict.fromkeys(quoted))}); read as numbers",
+            NgffComplianceWarning,
+            stacklevel=2,
+        )
     return channels
+
+
+def rendering_model(attrs: dict[str, Any]) -> str | None:
+    """`omero.rdefs.model` ("color" or "greyscale"), or None when not given."""
+    omero = ome_attributes(attrs).get("omero")
+    rdefs = omero.get("rdefs") if isinstance(omero, dict) else None
+    model = rdefs.get("model") if isinstance(rdefs, dict) else None
+    return str(model).lower() if isinstance(model, str) else None
 
 
 def _is_label_value(value: Any) -> bool:

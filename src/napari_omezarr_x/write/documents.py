@@ -185,8 +185,17 @@ def dtype_range(dtype: np.dtype) -> tuple[float, float]:
     return 0.0, 1.0
 
 
-def omero_json(channels: Sequence[Channel], dtype: np.dtype, version: str) -> dict[str, Any]:
-    """The `omero` block; keys of each channel's `raw` dict we do not set are kept."""
+def omero_json(
+    channels: Sequence[Channel],
+    dtype: np.dtype,
+    version: str,
+    rdefs: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `omero` block; keys of each channel's `raw` dict we do not set are kept.
+
+    `rdefs` (the opened file's rendering defaults, e.g. `"model": "greyscale"`) is
+    kept; without one the model is "color".
+    """
     lo, hi = dtype_range(dtype)
     out = []
     for i, ch in enumerate(channels):
@@ -203,7 +212,7 @@ def omero_json(channels: Sequence[Channel], dtype: np.dtype, version: str) -> di
             inverted=bool(ch.inverted),
         )
         out.append(entry)
-    block: dict[str, Any] = {"channels": out, "rdefs": {"model": "color"}}
+    block: dict[str, Any] = {"channels": out, "rdefs": {"model": "color", **(rdefs or {})}}
     if version == "0.4":
         block["version"] = "0.4"
     return block

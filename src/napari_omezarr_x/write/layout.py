@@ -45,6 +45,7 @@ class LayerInput:
     rgb: bool = False
     image_name: str | None = None
     channel_index: int | None = None
+    rdefs: dict[str, Any] | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -146,6 +147,7 @@ def _image_spec(members: list[LayerInput], group: str) -> ImageSpec:
             translate=first.translate,
             name=first.name,
             channels=[_channel(first)],
+            rdefs=first.rdefs,
         )
     ndim = len(first.shape)
     names = _names(first.axis_labels)
@@ -163,6 +165,7 @@ def _image_spec(members: list[LayerInput], group: str) -> ImageSpec:
         translate=_insert(first.translate, cpos, 0.0),
         name=_common_name(members),
         channels=[_channel(m) for m in members],
+        rdefs=_rdefs(members),
     )
 
 
@@ -189,6 +192,17 @@ def _rgb_spec(layer: LayerInput, group: str) -> ImageSpec:
             for lab, c in zip("RGBA", colors, strict=False)
         ],
     )
+
+
+def _rdefs(members: list[LayerInput]) -> dict[str, Any] | None:
+    """The rendering defaults of the opened image; "color" once any channel was recoloured."""
+    found = [m.rdefs for m in members if m.rdefs]
+    if not found:
+        return None
+    rdefs = dict(found[0])
+    if any(r.get("model") == "color" for r in found):
+        rdefs["model"] = "color"
+    return rdefs
 
 
 def _channel(layer: LayerInput) -> Channel:

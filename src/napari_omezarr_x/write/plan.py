@@ -65,6 +65,7 @@ class Plan:
     #: Array path of each level inside the group ("0", "1", ... unless a save
     #: onto an object store needs fresh names beside the arrays it replaces).
     level_paths: list[str] = field(default_factory=list)
+    rdefs: dict[str, Any] | None = None
 
     def paths(self) -> list[str]:
         """The array path of every level."""
@@ -86,7 +87,9 @@ class Plan:
             ]
         }
         if self.channels:
-            content["omero"] = omero_json(self.channels, self.levels[0].dtype, self.version)
+            content["omero"] = omero_json(
+                self.channels, self.levels[0].dtype, self.version, self.rdefs
+            )
         if self.label is not None:
             colors = self.colors
             if callable(colors):
@@ -133,11 +136,12 @@ def make_plan(
     label: dict[str, Any] | None = None,
     colors: Colors | None = None,
     factors: Sequence[Sequence[int]] | None = None,
+    rdefs: dict[str, Any] | None = None,
 ) -> Plan:
     """Check the inputs and lay out the levels of one image (nothing is computed).
 
     `factors` imposes cumulative per-level downsampling factors, as labels
-    must mirror the levels of their image.
+    must mirror the levels of their image; `rdefs` are the omero rendering defaults.
     """
     import dask.array as da
 
@@ -216,6 +220,7 @@ def make_plan(
         channels=list(channels or []),
         label=label,
         colors=colors,
+        rdefs=dict(rdefs) if rdefs else None,
     )
 
 

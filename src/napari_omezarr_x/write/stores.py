@@ -61,6 +61,7 @@ class ImageSpec:
     translate: Sequence[float] | None = None
     name: str | None = None
     channels: Sequence[Channel] | None = None
+    rdefs: dict[str, Any] | None = None
 
 
 @dataclass
@@ -250,6 +251,7 @@ def write_store(
                 translate=spec.translate,
                 name=spec.name,
                 channels=spec.channels,
+                rdefs=spec.rdefs,
                 **common,
             )
         )
