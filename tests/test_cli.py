@@ -52,6 +52,7 @@ def test_validate_json_in_process(
     assert json.loads(capsys.readouterr().out) == {
         "valid": True,
         "version": "0.5",
+        "schema": "0.5",
         "errors": [],
         "warnings": [],
     }

@@ -107,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from .spec.schemas import schemas_source
     from .spec.validate import validate_store
 
     try:
@@ -123,6 +124,9 @@ def _validate(args: argparse.Namespace) -> int:
         version = f"OME-NGFF {report.version}" if report.version else "OME-NGFF (no version)"
         mode = " (strict)" if args.strict else ""
         print(f"{args.path}: {verdict} {version}{mode}")
+        if report.schema is not None:
+            source = schemas_source()
+            print(f"  checked against the OME-NGFF {report.schema} JSON schemas ({source})")
         for issue in report.errors:
             print(f"  error: {issue}")
         for issue in report.warnings:

@@ -305,3 +305,34 @@ def test_zarr_format_must_match_the_version(tmp_path: Path) -> None:
     report = validate_store(str(tmp_path / "v3.zarr"))
     assert report.valid, _messages(report)
     assert any("defined for zarr v2" in w.message for w in report.warnings)
+
+
+@pytest.mark.parametrize("dev", ["0.6.dev1", "0.6.dev2", "0.6-dev", "0.6rc0"])
+def test_development_versions_are_checked_with_their_release_schemas(
+    tmp_path, corpus_dir, dev, capsys
+):
+    """0.6.dev1 stores open fine; they were reported invalid for not being '0.6'."""
+    import json
+    import shutil
+
+    from napari_omezarr_x.cli import main
+
+    path = tmp_path / "dev.ome.zarr"
+    shutil.copytree(corpus_dir / "neuroglancer_0.6dev1_anisotropic_rotation.zarr", path)
+    doc = json.loads((path / "zarr.json").read_text())
+    doc["attributes"]["ome"]["version"] = dev
+    (path / "zarr.json").write_text(json.dumps(doc))
+    report = validate_store(str(path))
+    assert report.valid, [str(e) for e in report.errors]
+    assert (report.version, report.schema) == (dev, "0.6")
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"valid OME-NGFF {dev}" in out
+    assert "checked against the OME-NGFF 0.6 JSON schemas (ngff-zarr " in out
+
+
+def test_corpus_0_6_dev1_store_is_valid(corpus_dir: Path) -> None:
+    report = validate_store(str(corpus_dir / "neuroglancer_0.6dev1_anisotropic_rotation.zarr"))
+    assert report.valid, [str(e) for e in report.errors]
+    assert report.schema == "0.6"
+    assert validate_store(str(corpus_dir / "fiji-java_2d_dataset_v4.ome.zarr")).schema == "0.4"

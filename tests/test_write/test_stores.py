@@ -543,3 +543,38 @@ def test_existing_store_error_names_the_python_option(tmp_path):
     write_image(path, np.zeros((8, 8), np.uint8))
     with pytest.raises(StoreExistsError, match=r"already exists \(pass overwrite=True"):
         write_image(path, np.zeros((8, 8), np.uint8))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_our_output_passes_strict_validation(tmp_path, version):
+    """`validate --strict` wants multiscale name, type and metadata, and label colours."""
+    from napari_omezarr_x.spec.validate import validate_store
+
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 999, (2, 8, 64, 64), dtype=np.uint16)
+    seg = np.array([0, 5, 2**32 - 3], np.uint32)[rng.integers(0, 3, (8, 64, 64))]
+    store = tmp_path / "all.ome.zarr"
+    write_store(
+        store,
+        [ImageSpec(image, axes="czyx", channels=[Channel(label="a"), Channel(label="b")]),
+         ImageSpec(image[0, 0], group="thumb")],
+        [LabelsSpec(seg, "cells"), LabelsSpec(seg, "colored", colors={2**32 - 3: (1, 0, 0, 1)}),
+         LabelsSpec(np.zeros((8, 64, 64), np.uint8), "empty")],
+        version=version,
+    )  # fmt: skip
+    alone = write_labels(tmp_path / "alone.ome.zarr", seg[0], version=version)
+    given = write_image(tmp_path / "given.ome.zarr", [image[0], image[0, :, ::2, ::2]],
+                        axes="zyx", version=version)  # fmt: skip
+    for path in (store, alone, given):
+        report = validate_store(str(path), strict=True)
+        assert report.valid, [str(e) for e in report.errors]
+        assert not report.warnings, [str(w) for w in report.warnings]
+    ms = _attrs(store)["multiscales"][0]
+    assert (ms["name"], ms["type"]) == ("all", "mean")
+    assert _attrs(Path(given))["multiscales"][0]["type"] == "unknown"
+    colors = _attrs(store / "labels" / "cells")["image-label"]["colors"]
+    assert [c["label-value"] for c in colors] == [5, 2**32 - 3]
+    assert all(c["rgba"][3] == 255 for c in colors)
+    assert _attrs(store / "labels" / "empty")["image-label"]["colors"] == [
+        {"label-value": 0, "rgba": [0, 0, 0, 0]}
+    ]

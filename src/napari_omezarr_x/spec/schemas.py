@@ -27,19 +27,49 @@ def is_prerelease(version: str, base: str) -> bool:
     return bool(re.fullmatch(re.escape(base) + r"[.-]?(rc\d*|dev\d*|a\d+|b\d+)", version))
 
 
+def schemas_source() -> str:
+    """Where the bundled schemas come from, for reports ("ngff-zarr 0.50.0")."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return f"ngff-zarr {package_version('ngff-zarr')}"
+    except PackageNotFoundError:
+        return "ngff-zarr"
+
+
+_VERSIONED_BLOCKS = ("plate", "well", "image-label")
+
+
+def _released_versions(attrs: dict[str, Any], base: str) -> dict[str, Any]:
+    """A copy of `attrs` whose development version strings of `base` (0.6.dev1,
+    0.6-dev, ...) read `base`: the schemas enumerate released versions only."""
+    copy = json.loads(json.dumps(attrs))
+    ome = copy.get("ome") if isinstance(copy.get("ome"), dict) else copy
+    holders = [ome, *(ome.get(k) for k in _VERSIONED_BLOCKS)]
+    multiscales = ome.get("multiscales")
+    holders += multiscales if isinstance(multiscales, list) else []
+    for holder in holders:
+        if isinstance(holder, dict) and is_prerelease(str(holder.get("version")), base):
+            holder["version"] = base
+    return copy
+
+
 def normalised(attrs: dict[str, Any], version: str) -> dict[str, Any]:
     """Attributes in the form the bundled schemas expect.
 
+    Development versions of `version` (0.6.dev1 for 0.6) are checked as `version`.
     The 0.6 drafts first named a transformation's input and output by plain strings
     (a dataset path, a coordinate system name); the bundled 0.6 schemas use objects
     ({"path": ...} / {"name": ...}). Both forms are accepted by rewriting the first.
     """
+    attrs = _released_versions(attrs, version)
     if version != "0.6":
         return attrs
     ome = attrs.get("ome")
     if not isinstance(ome, dict) or not isinstance(ome.get("multiscales"), list):
         return attrs
-    copy = json.loads(json.dumps(attrs))
+    copy = attrs
     for ms in copy["ome"]["multiscales"]:
         if not isinstance(ms, dict):
             continue

@@ -52,6 +52,7 @@ class ValidationReport:
 
     path: str
     version: str | None = None
+    schema: str | None = None  # the schema version the metadata was checked against
     errors: list[Issue] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
 
@@ -64,6 +65,7 @@ class ValidationReport:
         return {
             "valid": self.valid,
             "version": self.version,
+            "schema": self.schema,
             "errors": [{"location": i.location, "message": i.message} for i in self.errors],
             "warnings": [{"location": i.location, "message": i.message} for i in self.warnings],
         }
@@ -199,6 +201,7 @@ class _Checker:
         schema_version = self._schema_version(node, version, parent_version, namespace)
         if schema_version is None:
             return
+        self._note_schema(schema_version)
         if version is not None and parent_version is not None and version != parent_version:
             self.warn(node.key, f"declares version {version} inside a {parent_version} store")
         if schema_version >= "0.5" and node.zarr_format == 2:
@@ -245,6 +248,10 @@ class _Checker:
         if version != base and not is_prerelease(version, base):
             self.warn(node.key, f"version {version!r} is not a released version; checked as {base}")
         return base
+
+    def _note_schema(self, schema_version: str) -> None:
+        if self.report.schema is None:
+            self.report.schema = schema_version
 
     # -- images and labels --------------------------------------------------------------
 

@@ -137,8 +137,14 @@ def multiscale_json(
     name: str | None,
     version: str,
     paths: Sequence[str] | None = None,
+    downsample: str | None = None,
 ) -> dict[str, Any]:
-    """One `multiscales` entry with a dataset per level (paths "0", "1", ... unless given)."""
+    """One `multiscales` entry with a dataset per level (paths "0", "1", ... unless given).
+
+    `downsample` ("mean", "mode", "nearest", or None for levels given as they are)
+    fills `type` and `metadata`, which the spec recommends (and `validate --strict`
+    requires) next to `name`.
+    """
     datasets = []
     for k, fac in enumerate(factors):
         lscale, ltrans = level_transforms(scale, translate, fac)
@@ -152,7 +158,28 @@ def multiscale_json(
         ms["name"] = name
     if version == "0.4":
         ms["version"] = "0.4"
+    ms["type"] = downsample or "unknown"
+    ms["metadata"] = _downsample_metadata(downsample)
     return ms
+
+
+_DOWNSAMPLE_DESCRIPTIONS = {
+    "mean": "2x block mean per level, rounded to nearest in the input dtype",
+    "mode": "2x block mode per level (ties: the top-left pixel)",
+    "nearest": "2x subsampling per level (the top-left pixel of each block)",
+}
+
+
+def _downsample_metadata(downsample: str | None) -> dict[str, Any]:
+    from napari_omezarr_x import __version__
+
+    if downsample is None:
+        return {"description": "levels written as given", "version": __version__}
+    return {
+        "description": _DOWNSAMPLE_DESCRIPTIONS.get(downsample, downsample),
+        "method": f"napari_omezarr_x.write.pyramid.downsample_block ({downsample})",
+        "version": __version__,
+    }
 
 
 def _hex(color: object) -> str:
@@ -226,7 +253,8 @@ def image_label_json(
 ) -> dict[str, Any]:
     """The `image-label` block. `colors` maps values to RGBA in 0-1 or 0-255;
     every value with a colour or a property is listed in both lists, as NGFF
-    asks for matching label values."""
+    asks for matching label values. Without any colour, the background (0) is
+    listed as transparent: the spec recommends a `colors` list of at least one entry."""
     by_value: dict[int, dict[str, Any]] = {}
     for prop in properties:
         value = int(prop["label-value"])
@@ -238,12 +266,39 @@ def image_label_json(
         block["colors"] = [
             {"label-value": v, "rgba": _rgba255(colors.get(v, (0, 0, 0, 0)))} for v in values
         ]
+    else:
+        block["colors"] = [{"label-value": 0, "rgba": [0, 0, 0, 0]}]
     if by_value:
         block["properties"] = [by_value.get(v, {"label-value": v}) for v in values]
     if source is not None:
         block["source"] = {"image": source}
     block["version"] = version
     return block
+
+
+def default_label_colors(values: np.ndarray) -> np.ndarray:
+    """Distinct opaque RGBA colours (0-1) for label values, transparent for 0.
+
+    Hues step by the golden ratio from the value, so neighbouring labels differ and
+    a value has the same colour in every store.
+    """
+    values = np.asarray(values).astype(np.float64)
+    hue = (values * 0.618033988749895) % 1.0
+    sat, val = 0.65, 0.95
+    sector = np.floor(hue * 6) % 6
+    f = hue * 6 - np.floor(hue * 6)
+    p, q, t = val * (1 - sat), val * (1 - f * sat), val * (1 - (1 - f) * sat)
+    table = np.stack(
+        [
+            np.choose(sector.astype(int), [val, q, p, p, t, val]),
+            np.choose(sector.astype(int), [t, val, val, q, p, p]),
+            np.choose(sector.astype(int), [p, p, t, val, val, q]),
+            np.ones_like(hue),
+        ],
+        axis=-1,
+    )
+    table[values == 0] = 0.0
+    return table.reshape(*np.shape(values), 4)
 
 
 def _rgba255(rgba: Sequence[float]) -> list[int]:

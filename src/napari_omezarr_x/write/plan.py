@@ -21,6 +21,7 @@ from napari_omezarr_x.model import Axis, Channel
 
 from . import pyramid
 from .documents import (
+    default_label_colors,
     group_attrs,
     image_label_json,
     make_axes,
@@ -66,6 +67,7 @@ class Plan:
     #: onto an object store needs fresh names beside the arrays it replaces).
     level_paths: list[str] = field(default_factory=list)
     rdefs: dict[str, Any] | None = None
+    downsample: str | None = None  # None: levels given as they are
 
     def paths(self) -> list[str]:
         """The array path of every level."""
@@ -83,6 +85,7 @@ class Plan:
                     self.name,
                     self.version,
                     self.paths(),
+                    self.downsample,
                 )
             ]
         }
@@ -158,6 +161,10 @@ def make_plan(
         # NGFF label images are integers: a boolean mask is stored as 0/1 uint8.
         given = [da.asarray(lv).astype(np.uint8) for lv in given]
         first, dtype = given[0], np.dtype(np.uint8)
+    if label is not None and colors is None:
+        # Colours for the values present: other readers show unlisted labels transparent,
+        # and the spec recommends listing colours.
+        colors = default_label_colors
     if downsample not in ("mean", "mode", "nearest"):
         raise ValueError(f"unknown downsampling {downsample!r}: use 'mean', 'mode' or 'nearest'")
     axis_objs = _axes(ndim, axes, units)
@@ -221,6 +228,7 @@ def make_plan(
         label=label,
         colors=colors,
         rdefs=dict(rdefs) if rdefs else None,
+        downsample=None if len(given) > 1 else downsample,
     )
 
 

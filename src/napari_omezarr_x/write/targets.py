@@ -138,11 +138,25 @@ def write_plans(
     scheduler: Any = None,
 ) -> None:
     """Write `plans` to `target` safely (see the module docstring)."""
+    for plan in plans:
+        # The spec recommends a name for every multiscale (`validate --strict` needs it).
+        plan.name = plan.name or _default_name(target.text, plan.rel)
     if target.folder is not None:
         _write_folder(target.folder, plans, progress, overwrite, scheduler)
     else:
         _write_objects(target, plans, progress, overwrite, scheduler)
     log.info("wrote %s", target.text)
+
+
+def _default_name(target: str, rel: str) -> str:
+    """An image's name when none was given: its group's, or the store's without suffix."""
+    if rel:
+        return rel.rsplit("/", 1)[-1]
+    base = target.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1]
+    for suffix in (".ome.zarr", ".zarr"):
+        if base.lower().endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)]
+    return base
 
 
 # -- local folders -------------------------------------------------------------------------
