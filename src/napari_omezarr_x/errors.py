@@ -51,5 +51,13 @@ class ReadOnlyStoreError(OmeZarrXError, PermissionError):
     """A write was asked of a store that cannot be written (remote, zipped, read-only)."""
 
 
+class SaveError(OmeZarrXError):
+    """A save through napari failed; the message says why.
+
+    Not a ValueError on purpose: napari takes a ValueError from a writer for "no
+    writer found" and shows only "... is not a valid writer".
+    """
+
+
 class NgffComplianceWarning(UserWarning):
     """Data that can be read but does not follow the OME-NGFF specification."""

@@ -207,3 +207,79 @@ def test_greyscale_rendering_opens_grey_and_is_kept(make_napari_viewer, tmp_path
     (colour,) = read_ome_zarr(written[0])
     assert colour.attrs["omero"]["rdefs"]["model"] == "color"
     assert [c.color for c in colour.channels] == ["FF0000", "FF00FF"]
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_rgb_layer_axes_are_named_like_grey_images(make_napari_viewer, tmp_path, ndim):
+    """napari's default axis labels ('-2', '-1') were written as axis names."""
+    shape = (4,) * (ndim - 2) + (16, 24, 3)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros(shape, np.uint8), rgb=True, name="photo")
+    (path,) = viewer.layers.save(str(tmp_path / "photo.ome.zarr"), plugin=PLUGIN)
+    (image,) = read_ome_zarr(path)
+    assert [a.name for a in image.axes] == ["c", *"zyx"[3 - ndim :]]
+    assert [a.type for a in image.axes] == ["channel", *["space"] * ndim]
+
+
+def test_layer_with_a_channel_axis_saves_one_omero_channel_per_channel(
+    make_napari_viewer, tmp_path
+):
+    import dask.array as da
+
+    from napari_omezarr_x.spec.validate import validate_store
+
+    data = da.random.randint(0, 500, (2, 2, 3, 32, 32), chunks=(1, 1, 1, 32, 32)).astype("u2")
+    viewer = make_napari_viewer()
+    viewer.add_image(data, name="big5d", axis_labels=("t", "c", "z", "y", "x"),
+                     colormap="green", contrast_limits=(0, 400))  # fmt: skip
+    (path,) = viewer.layers.save(str(tmp_path / "big5d.ome.zarr"), plugin=PLUGIN)
+    report = validate_store(path, strict=True)
+    assert report.valid, [str(e) for e in report.errors]
+    (image,) = read_ome_zarr(path)
+    assert [(c.label, c.color, c.start, c.end) for c in image.channels] == [
+        ("channel 0", "00FF00", 0, 400), ("channel 1", "00FF00", 0, 400)
+    ]  # fmt: skip
+    reopened = viewer.open(path, plugin=PLUGIN)
+    assert [layer.name for layer in reopened] == ["big5d: channel 0", "big5d: channel 1"]
+
+
+@pytest.mark.parametrize("labels", [("angle", "phase", "y", "x"), ("foo", "bar", "y", "x")])
+def test_axes_of_no_known_type_are_refused(make_napari_viewer, tmp_path, labels):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((2, 3, 8, 8), np.uint8), name="odd", axis_labels=labels)
+    with pytest.raises(Exception, match="at most one axis that is not space, time or channel"):
+        viewer.layers.save(str(tmp_path / "odd.ome.zarr"), plugin=PLUGIN)
+    assert not (tmp_path / "odd.ome.zarr").exists()
+    with pytest.raises(ValueError, match=f"'{labels[0]}' and '{labels[1]}' are none of these"):
+        write_image(tmp_path / "odd.ome.zarr", np.zeros((2, 3, 8, 8), np.uint8), axes=labels)
+
+
+def test_one_axis_of_no_known_type_gets_a_custom_type(tmp_path):
+    """One custom axis is allowed (instead of a channel axis); untyped it would count as a
+    fourth space axis for the schemas."""
+    import ngff_zarr
+
+    from napari_omezarr_x.spec.validate import validate_store
+
+    path = tmp_path / "angle.ome.zarr"
+    write_image(path, np.zeros((2, 3, 8, 8), np.uint8), axes=("angle", "z", "y", "x"))
+    (image,) = read_ome_zarr(str(path))
+    assert (image.axes[0].name, image.axes[0].type) == ("angle", "angle")
+    assert validate_store(str(path), strict=True).valid
+    ome_zarr_models.open_ome_zarr(str(path))
+    ngff_zarr.from_ngff_zarr(str(path), validate=True)
+
+
+def test_writer_errors_reach_the_user(make_napari_viewer, tmp_path, volume):
+    """napari took the writer's ValueError for "no writer" and said only "'napari-omezarr-x'
+    is not a valid writer"; the reason must be the error."""
+    from napari_omezarr_x.errors import SaveError
+
+    store = tmp_path / "img.ome.zarr"
+    write_image(store, volume)
+    before = digest(store, skip="-")
+    viewer = make_napari_viewer()
+    viewer.add_labels(np.zeros((30, 30), np.uint8), name="x")
+    with pytest.raises(SaveError, match=r"labels 'x' of shape \(30, 30\) do not fit the image"):
+        viewer.layers.save(str(store), plugin=PLUGIN)
+    assert digest(store, skip="-") == before

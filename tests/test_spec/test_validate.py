@@ -336,3 +336,26 @@ def test_corpus_0_6_dev1_store_is_valid(corpus_dir: Path) -> None:
     assert report.valid, [str(e) for e in report.errors]
     assert report.schema == "0.6"
     assert validate_store(str(corpus_dir / "fiji-java_2d_dataset_v4.ome.zarr")).schema == "0.4"
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_omero_channel_count_must_match_the_channel_axis(tmp_path, strict):
+    from napari_omezarr_x.model import Channel
+    from napari_omezarr_x.write import write_image
+
+    path = tmp_path / "img.ome.zarr"
+    write_image(path, np.zeros((2, 8, 8), np.uint8), axes="cyx",
+                channels=[Channel(label="a"), Channel(label="b")])  # fmt: skip
+    assert validate_store(str(path), strict=True).valid
+    import json
+
+    doc = path / "zarr.json"
+    meta = json.loads(doc.read_text())
+    meta["attributes"]["ome"]["omero"]["channels"].pop()
+    doc.write_text(json.dumps(meta))
+    report = validate_store(str(path), strict=strict)
+    found = report.errors if strict else report.warnings
+    assert [str(i) for i in found] == [
+        "zarr.json#$.attributes.ome.omero.channels: lists 1 channels but the channel axis "
+        "'c' has length 2"
+    ]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_omezarr_x.errors import SaveError
 from napari_omezarr_x.model import Channel
 from napari_omezarr_x.storage import url_scheme
 from napari_omezarr_x.write import add_labels, is_image, write_store
@@ -27,21 +28,29 @@ SUFFIX = ".ome.zarr"
 
 
 def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
-    """Save any mix of image and labels layers to one OME-Zarr store."""
+    """Save any mix of image and labels layers to one OME-Zarr store.
+
+    Any failure is raised as SaveError naming the target and the reason: napari
+    turns a writer's ValueError into "not a valid writer" and hides the reason.
+    """
+    try:
+        return _write_layers(path, layer_data)
+    except SaveError:
+        raise
+    except Exception as exc:
+        raise SaveError(f"Cannot save {path}: {exc}") from exc
+
+
+def _write_layers(path: str, layer_data: list[tuple[Any, dict, str]], **options: Any) -> list[str]:
+    """write_layers; `options` (version, compression, shards, ...) go to `write_store`."""
     target = _target(path)
     layers = [_layer_input(data, meta, kind) for data, meta, kind in layer_data]
     if layers and all(layer.kind == "labels" for layer in layers) and is_image(target):
         return _add_labels(target, layers)
     images, labels = plan_layout(layers)
+    options.setdefault("version", _version(layer_data))
     with _ProgressBar(f"Saving {_name(target)}") as report:
-        return write_store(
-            target,
-            images,
-            labels,
-            version=_version(layer_data),
-            overwrite=True,
-            progress=report,
-        )
+        return write_store(target, images, labels, overwrite=True, progress=report, **options)
 
 
 def _version(layer_data: list[tuple[Any, dict, str]]) -> str:

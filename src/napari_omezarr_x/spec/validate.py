@@ -264,12 +264,44 @@ class _Checker:
         for m, multiscale in enumerate(multiscales):
             if isinstance(multiscale, dict):
                 where = f"{node.key}#{_pointer(node, namespace)}.multiscales[{m}]"
-                self._check_multiscale(node, multiscale, version, where, is_label)
+                shape = self._check_multiscale(node, multiscale, version, where, is_label)
+                if m == 0 and shape is not None:
+                    self._check_omero_channels(node, namespace, multiscale, version, shape)
         self.check_labels_group(node, version)
+
+    def _check_omero_channels(
+        self,
+        node: _Node,
+        namespace: dict[str, Any],
+        ms: dict[str, Any],
+        version: str,
+        shape: tuple[int, ...],
+    ) -> None:
+        """`omero.channels` lists one entry per index of the `c` axis (one without it).
+
+        A recommendation, not a schema rule: a warning, an error with --strict.
+        """
+        omero = namespace.get("omero")
+        channels = omero.get("channels") if isinstance(omero, dict) else None
+        axes = _axis_types(ms, version)
+        if not isinstance(channels, list) or axes is None or len(axes) != len(shape):
+            return
+        c = next((i for i, (name, kind) in enumerate(axes) if kind == "channel"), None)
+        expected = 1 if c is None else shape[c]
+        if len(channels) != expected:
+            where = f"{node.key}#{_pointer(node, namespace)}.omero.channels"
+            axis = (
+                f"the channel axis {axes[c][0]!r} has length {expected}"
+                if c is not None
+                else ("the image has no channel axis")
+            )
+            message = f"lists {len(channels)} channels but {axis}"
+            (self.error if self.strict else self.warn)(where, message)
 
     def _check_multiscale(
         self, node: _Node, ms: dict[str, Any], version: str, where: str, is_label: bool
-    ) -> None:
+    ) -> tuple[int, ...] | None:
+        """Check one multiscale and its arrays; the shape of its first level, if read."""
         axes = _axis_names(ms, version)
         if axes is not None:
             duplicates = sorted({a for a in axes if axes.count(a) > 1})
@@ -287,7 +319,8 @@ class _Checker:
                     loc = f"{where}.datasets[{j}].coordinateTransformations"
                     self.warn(loc, f"{what} has {length} values for {ndim} axes")
         if self.metadata_only:
-            return
+            return None
+        first: tuple[int, ...] | None = None
         previous: tuple[int, ...] | None = None
         for j, ds in enumerate(datasets):
             path = ds.get("path")
@@ -295,6 +328,8 @@ class _Checker:
                 continue
             loc = f"{where}.datasets[{j}]"
             shape = self._check_level(node, path, loc, ndim, ds, is_label)
+            if j == 0:
+                first = shape
             if shape is not None and previous is not None and len(shape) == len(previous):
                 grown = [i for i, (a, b) in enumerate(zip(shape, previous, strict=True)) if a > b]
                 if grown:
@@ -304,6 +339,7 @@ class _Checker:
                         f"before it {list(previous)} along axes {grown}",
                     )
             previous = shape if shape is not None else previous
+        return first
 
     def _check_level(
         self,
@@ -505,6 +541,25 @@ def _axis_names(ms: dict[str, Any], version: str) -> list[str] | None:
     if not isinstance(axes, list):
         return None
     return [str(a.get("name") if isinstance(a, dict) else a) for a in axes]
+
+
+def _axis_types(ms: dict[str, Any], version: str) -> list[tuple[str, str | None]] | None:
+    """(name, type) of each axis; 0.1-0.3 names imply types (c is the channel axis)."""
+    names = _axis_names(ms, version)
+    if names is None:
+        return None
+    axes = ms.get("axes")
+    if axes is None and version.startswith("0.6"):
+        systems = ms.get("coordinateSystems")
+        first = systems[0] if isinstance(systems, list) and systems else None
+        axes = first.get("axes") if isinstance(first, dict) else None
+    implied = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+    out = []
+    for i, name in enumerate(names):
+        entry = axes[i] if isinstance(axes, list) and i < len(axes) else None
+        kind = entry.get("type") if isinstance(entry, dict) else implied.get(name.lower())
+        out.append((name, kind if isinstance(kind, str) else None))
+    return out
 
 
 def _vector_lengths(ds: dict[str, Any]) -> list[tuple[int, str]]:

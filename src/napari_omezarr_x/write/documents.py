@@ -72,8 +72,28 @@ def make_axes(
         if sum(a.type == "space" for a in axes) >= 3 or axes[i].type is not None:
             break
         axes[i] = Axis(name=axes[i].name, type="space", unit=axes[i].unit)
+    axes = _custom_axis(axes)
     check_axes(axes)
     return tuple(axes)
+
+
+def _custom_axis(axes: list[Axis]) -> list[Axis]:
+    """Type the axes still untyped: OME-NGFF allows one axis of a custom type (typed
+    here by its own name, e.g. `angle`); an axis without a type would count as a
+    fourth space axis for the schemas. Two or more are refused."""
+    free = [i for i, a in enumerate(axes) if a.type is None]
+    if len(free) > 1:
+        names = ", ".join(a.name for a in axes)
+        odd = " and ".join(repr(axes[i].name) for i in free)
+        raise ValueError(
+            f"axes ({names}): OME-NGFF allows at most one axis that is not space, time or "
+            f"channel, and {odd} are none of these. Name the axes t, c, z, y or x (in napari: "
+            "the layer's axis_labels), or save fewer dimensions"
+        )
+    for i in free:
+        a = axes[i]
+        axes[i] = Axis(name=a.name, type=a.name.lower(), unit=a.unit)
+    return axes
 
 
 def _unit(unit: object) -> str | None:

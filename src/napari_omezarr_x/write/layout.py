@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from napari_omezarr_x.model import Channel
@@ -138,21 +138,20 @@ def _image_spec(members: list[LayerInput], group: str) -> ImageSpec:
     # One layer is an image of its own, unless the reader split it off a channel axis.
     single = len(members) == 1 and first.channel_index is None
     if single:
+        names = _names(first.axis_labels)
         return ImageSpec(
             data=first.data,
             group=group,
-            axes=_names(first.axis_labels),
+            axes=names,
             units=first.units,
             scale=first.scale,
             translate=first.translate,
             name=first.name,
-            channels=[_channel(first)],
+            channels=_layer_channels(first, _channel_axis(names)),
             rdefs=first.rdefs,
         )
     ndim = len(first.shape)
-    names = _names(first.axis_labels)
-    if names is None or all(re.fullmatch(r"-?\d+", n) for n in names):
-        names = list(DEFAULT_NAMES.get(ndim, "")) or None
+    names = _default_names(_names(first.axis_labels), ndim)
     cpos = 1 if names and names[0].lower() in ("t", "time") else 0
     if names is not None:
         names = [*names[:cpos], "c", *names[cpos:]]
@@ -169,6 +168,36 @@ def _image_spec(members: list[LayerInput], group: str) -> ImageSpec:
     )
 
 
+def _default_names(names: list[str] | None, ndim: int) -> list[str] | None:
+    """t, c, z, y, x style names for napari's default axis labels ('-2', '-1')."""
+    if names is None or all(re.fullmatch(r"-?\d+", n) for n in names):
+        return list(DEFAULT_NAMES.get(ndim, "")) or None
+    return names
+
+
+def _channel_axis(names: list[str] | None) -> int | None:
+    """Index of the axis named as a channel axis (c, ch, channel), if any."""
+    for i, name in enumerate(names or []):
+        if name.lower() in ("c", "ch", "channel"):
+            return i
+    return None
+
+
+def _layer_channels(layer: LayerInput, c: int | None) -> list[Channel]:
+    """One omero channel per entry of a layer's own channel axis (all with the
+    layer's rendering, as napari shows them), or the layer's one channel."""
+    channel = _channel(layer)
+    if c is None:
+        return [channel]
+    n = layer.shape[c]
+    out = []
+    for i in range(n):
+        copy = replace(channel, raw=dict(channel.raw))
+        copy.label = f"channel {i}" if n > 1 else channel.label
+        out.append(copy)
+    return out
+
+
 def _rgb_spec(layer: LayerInput, group: str) -> ImageSpec:
     """An RGB(A) layer: its last axis becomes a channel axis before the space axes."""
     import dask.array as da
@@ -178,11 +207,12 @@ def _rgb_spec(layer: LayerInput, group: str) -> ImageSpec:
     n = moved[0].shape[0]
     colors = ["FF0000", "00FF00", "0000FF", "FFFFFF"][:n]
     hi = 255.0 if moved[0].dtype.kind in "iu" else 1.0
-    names = _names(layer.axis_labels)
+    spatial = len(moved[0].shape) - 1
+    names = _default_names(_names(layer.axis_labels), spatial)
     return ImageSpec(
         data=moved if len(moved) > 1 else moved[0],
         group=group,
-        axes=None if names is None else ["c", *names[: len(moved[0].shape) - 1]],
+        axes=None if names is None else ["c", *names[:spatial]],
         units=_insert(layer.units, 0, None),
         scale=_insert(layer.scale, 0, 1.0),
         translate=_insert(layer.translate, 0, 0.0),
