@@ -283,3 +283,57 @@ def test_writer_errors_reach_the_user(make_napari_viewer, tmp_path, volume):
     with pytest.raises(SaveError, match=r"labels 'x' of shape \(30, 30\) do not fit the image"):
         viewer.layers.save(str(store), plugin=PLUGIN)
     assert digest(store, skip="-") == before
+
+
+def test_names_survive_a_save(make_napari_viewer, tmp_path, volume):
+    """Paths are sanitised (`labels/nuclei_edited`), names are not: NGFF allows any string
+    in a multiscale `name`."""
+    viewer = make_napari_viewer()
+    viewer.add_image(volume, name="dna")
+    viewer.add_labels((volume > 100).astype(np.uint8), name="nuclei edited")
+    (root, label) = viewer.layers.save(str(tmp_path / "both.ome.zarr"), plugin=PLUGIN)
+    assert label == str(tmp_path / "both.ome.zarr" / "labels" / "nuclei_edited")
+    viewer.layers.clear()
+    names = [layer.name for layer in viewer.open(root, plugin=PLUGIN)]
+    assert names == ["dna", "nuclei edited"]
+
+    # labels saved alone reopen with the layer's name, not the store's
+    viewer.layers.clear()
+    viewer.add_labels((volume > 100).astype(np.uint8), name="cells v2")
+    (alone,) = viewer.layers.save(str(tmp_path / "store.ome.zarr"), plugin=PLUGIN)
+    viewer.layers.clear()
+    assert [layer.name for layer in viewer.open(alone, plugin=PLUGIN)] == ["cells v2"]
+
+    # and labels added to an existing image keep theirs too
+    viewer.layers.clear()
+    viewer.add_labels((volume > 50).astype(np.uint8), name="my mask")
+    (added,) = viewer.layers.save(root, plugin=PLUGIN)
+    assert added.endswith("labels/my_mask")
+    viewer.layers.clear()
+    names = [layer.name for layer in viewer.open(root, plugin=PLUGIN)]
+    assert sorted(names) == ["dna", "my mask", "nuclei edited"]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_napari_colormaps_of_more_than_one_colour_are_kept(
+    make_napari_viewer, tmp_path, volume, version
+):
+    from napari_omezarr_x._napari.layers import COLORMAP_KEY
+
+    source = tmp_path / "src.ome.zarr"
+    write_image(source, volume, version=version)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(source), plugin=PLUGIN)
+    layer.colormap = "magma"
+    (path,) = viewer.layers.save(str(tmp_path / "magma.ome.zarr"), plugin=PLUGIN)
+    (image,) = read_ome_zarr(path)
+    assert image.channels[0].raw[COLORMAP_KEY] == "magma"
+    viewer.layers.clear()
+    (layer,) = viewer.open(path, plugin=PLUGIN)
+    assert layer.colormap.name == "magma"
+
+    layer.colormap = "green"  # one colour again: the key goes, the colour says it all
+    (path,) = viewer.layers.save(str(tmp_path / "green.ome.zarr"), plugin=PLUGIN)
+    (image,) = read_ome_zarr(path)
+    assert COLORMAP_KEY not in image.channels[0].raw
+    assert image.channels[0].color == "00FF00"

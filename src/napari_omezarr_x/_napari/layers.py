@@ -36,6 +36,9 @@ LayerData = tuple[Any, dict[str, Any], str]
 DEFAULT_COLORS_2 = ("magenta", "green")
 DEFAULT_COLORS = ("cyan", "yellow", "magenta", "red", "green", "blue")
 RGB_COLORS = ("FF0000", "00FF00", "0000FF")
+#: omero channel key keeping a napari colormap that is not one colour (magma, twilight):
+#: omero itself only knows a colour, which would turn it into a black-to-colour ramp.
+COLORMAP_KEY = "napari-omezarr-x:colormap"
 #: Largest smallest-level we read whole to find contrast limits or label values.
 MAX_SAMPLE = 1 << 22
 _STORE_SUFFIXES = (".ome.zarr", ".zarr", ".ozx", ".zip")
@@ -286,8 +289,11 @@ def _channel_style(
     `grey` (`rdefs.model` "greyscale") shows every channel in grey, as OMERO does.
     """
     color = _hex_color(channel.color if channel else None) or _default_color(i, n)
+    named = _named_colormap(channel)
     if grey:
         color = "gray"
+    elif named is not None:
+        color = named
     style: dict[str, Any] = {
         "colormap": _colormap(color, channel is not None and channel.inverted),
         "visible": channel.active if channel is not None else True,
@@ -297,6 +303,28 @@ def _channel_style(
     if limits is not None:
         style["contrast_limits"] = limits
     return style
+
+
+def _named_colormap(channel: Channel | None) -> str | None:
+    """The napari colormap a channel was saved with (COLORMAP_KEY), if napari knows it."""
+    from napari.utils.colormaps import AVAILABLE_COLORMAPS
+
+    name = channel.raw.get(COLORMAP_KEY) if channel is not None else None
+    return name if isinstance(name, str) and name in AVAILABLE_COLORMAPS else None
+
+
+def with_colormap_name(raw: dict[str, Any], colormap: Any) -> dict[str, Any]:
+    """`raw` with COLORMAP_KEY set to the napari name of `colormap` when it is more than
+    one colour on black (magma), and without the key otherwise (a colour says it all)."""
+    from napari.utils.colormaps import AVAILABLE_COLORMAPS, ensure_colormap
+
+    out = {k: v for k, v in raw.items() if k != COLORMAP_KEY}
+    cmap = ensure_colormap(colormap)
+    colors = np.asarray(cmap.colors)[:, :3]
+    ramp = len(colors) == 2 and (not colors[0].any() or not colors[-1].any())
+    if not ramp and cmap.name in AVAILABLE_COLORMAPS:
+        out[COLORMAP_KEY] = cmap.name
+    return out
 
 
 def _colormap(color: str, inverted: bool) -> str | Colormap:
@@ -435,10 +463,11 @@ def _rgb_layer(image: Image, c: int) -> LayerData:
 
 
 def label_name(label: Image) -> str:
-    """A label image's name: its key in the `labels` group."""
+    """A label image's name: as its multiscale `name` says ("nuclei edited" for
+    `labels/nuclei_edited`), else its key in the `labels` group."""
     parts = PurePosixPath(label.path).parts
     if len(parts) >= 2 and parts[-2] == "labels":
-        return parts[-1]
+        return md.label_title(label.name, parts[-1])
     return display_name(label) or (parts[-1] if parts else fallback_name(label))
 
 

@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleRangeSlider
 
 from napari_omezarr_x import omero
+from napari_omezarr_x._napari.layers import with_colormap_name
 from napari_omezarr_x._napari.reader import apply_contrast_range
 from napari_omezarr_x.errors import OmeZarrXError
 from napari_omezarr_x.model import Channel
@@ -199,6 +200,7 @@ class _ChannelRow(QFrame):
         model.start, model.end = (float(v) for v in self.layer.contrast_limits)
         model.min, model.max = (float(v) for v in self.layer.contrast_limits_range)
         model.active = bool(self.layer.visible)
+        model.raw = with_colormap_name(model.raw, self.layer.colormap)
         return omero.channel_to_omero(model)
 
     def refresh(self) -> None:

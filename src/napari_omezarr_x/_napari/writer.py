@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from napari_omezarr_x._napari.layers import with_colormap_name
 from napari_omezarr_x.errors import SaveError
 from napari_omezarr_x.model import Channel
 from napari_omezarr_x.storage import url_scheme
 from napari_omezarr_x.write import add_labels, is_image, write_store
-from napari_omezarr_x.write.layout import LayerInput, plan_layout
+from napari_omezarr_x.write.layout import LayerInput, group_name, plan_layout
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ def _add_labels(target: str, layers: list[LayerInput]) -> list[str]:
                 add_labels(
                     target,
                     layer.data,
-                    layer.name,
+                    group_name(layer.name, set()),
+                    title=layer.name,
                     colors=layer.colors,
                     properties=layer.properties,
                     progress=report,
@@ -154,6 +156,7 @@ def _channel(data: Any, meta: dict, raw: dict | None) -> Channel:
         lo, hi = start, end
     vmin = min(float(window.get("min", lo)), start)
     vmax = max(float(window.get("max", hi)), end)
+    raw = with_colormap_name(raw, meta.get("colormap", "gray"))
     label = str(meta.get("name"))
     raw_label = raw.get("label")
     if raw_label is not None and (label == raw_label or label.endswith(f": {raw_label}")):

@@ -169,5 +169,5 @@ class ImageReader(NodeReader):
             raise MetadataError(
                 f"{where}: label data must be integers, got {image.levels[0].dtype}"
             )
-        image.name = label_name(path)
+        image.name = md.label_title(image.name, label_name(path))
         return image

@@ -98,7 +98,12 @@ class Reader(ImageReader):
             kind = "labels" if self._is_label_path(path, ome) else "image"
             image = self.read_image(path, group, kind=kind)
             if kind == "labels":
-                image.name = label_name(self.loc.describe(path))
+                parts = self.loc.describe(path).rstrip("/").split("/")
+                # Under `labels/` the key names it; a labels-only store, its multiscale.
+                if len(parts) >= 2 and parts[-2] == "labels":
+                    image.name = md.label_title(image.name, parts[-1])
+                else:
+                    image.name = image.name or label_name(self.loc.describe(path))
                 if not integer_levels(image):
                     warnings.warn(
                         f"{self.loc.describe(path)}: label data must be integers, got "

@@ -421,6 +421,20 @@ def parse_image_label(attrs: dict[str, Any], where: str) -> LabelMeta:
     return meta
 
 
+def safe_name(name: str) -> str:
+    """A zarr-safe group name from free text ("nuclei edited" -> "nuclei_edited")."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "image"
+    return "labels_" if base == "labels" else base
+
+
+def label_title(name: str | None, key: str) -> str:
+    """The name to show for the label image at `labels/<key>`: its multiscale `name`
+    when that is what `key` was made from (our writer keeps "nuclei edited" there for
+    the path `nuclei_edited`), else `key` (other writers put generic names there)."""
+    cleaned = name.strip() if isinstance(name, str) else ""
+    return cleaned if cleaned and safe_name(cleaned) == key else key
+
+
 def label_names(attrs: dict[str, Any]) -> list[str]:
     """Names listed by a `labels` group."""
     names = ome_attributes(attrs).get("labels")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from napari_omezarr_x.model import Channel
+from napari_omezarr_x.spec.metadata import safe_name
 
 from .documents import DEFAULT_NAMES
 from .plan import Colors, is_multiscale
@@ -60,9 +61,7 @@ class LayerInput:
 
 def group_name(name: str, taken: set[str]) -> str:
     """A zarr-safe, unused group name from a layer name."""
-    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "image"
-    if base == "labels":
-        base = "labels_"
+    base = safe_name(name)
     out, n = base, 1
     while out in taken:
         n += 1
@@ -115,6 +114,7 @@ def plan_layout(layers: Sequence[LayerInput]) -> tuple[list[ImageSpec], list[Lab
                 translate=layer.translate,
                 colors=layer.colors,
                 properties=layer.properties,
+                title=layer.name,
             )
         )
     return specs, label_specs

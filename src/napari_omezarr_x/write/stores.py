@@ -72,6 +72,8 @@ class LabelsSpec:
     `colors` maps label values to RGBA (0-1 floats, or 0-255 integers), or is
     a function from an array of values to RGBA rows: it is then called with
     the values present in the data. `properties` are dicts with `label-value`.
+    `title` is the multiscale's `name` when it differs from the path `name` (a
+    napari layer name such as "nuclei edited", kept as typed).
     """
 
     data: Any
@@ -83,6 +85,7 @@ class LabelsSpec:
     translate: Sequence[float] | None = None
     colors: Colors | None = None
     properties: Sequence[dict[str, Any]] = field(default_factory=list)
+    title: str | None = None
 
 
 def _check_version(version: str) -> str:
@@ -282,7 +285,7 @@ def write_store(
                 units=spec.units,
                 scale=spec.scale,
                 translate=spec.translate,
-                name=spec.name,
+                name=spec.title or spec.name,
                 downsample=_label_method(label_downsample),
                 label={"properties": list(spec.properties), "source": source},
                 colors=spec.colors,
@@ -347,9 +350,11 @@ def add_labels(
     progress: Progress | None = None,
     storage_options: dict[str, Any] | None = None,
     scheduler: Any = None,
+    title: str | None = None,
 ) -> str:
     """Add (or replace) the label image `labels/<name>` of the OME-Zarr image
-    at `image_path` (a folder or an object-store URL); return its path.
+    at `image_path` (a folder or an object-store URL); return its path. `title` is
+    its multiscale `name` when that differs from the path `name`.
 
     `data` has the image's shape, or that shape without the channel axis;
     axes, scale, translation and pyramid levels are taken from the image. The
@@ -384,7 +389,7 @@ def add_labels(
         axes=[axes[i] for i in keep],
         scale=[scale[i] for i in keep],
         translate=[trans[i] for i in keep],
-        name=name,
+        name=title or name,
         chunks=chunks,
         shards=shards,
         compression=compression,
