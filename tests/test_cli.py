@@ -155,3 +155,25 @@ def test_info_and_validate_on_an_s3_url(s3_env, capsys):
     assert "array (2, 32, 32) uint8" in capsys.readouterr().out
     assert main(["info", "s3://no-such-bucket/img.ome.zarr"]) == 2
     assert "bucket 'no-such-bucket' does not exist" in capsys.readouterr().err
+
+
+def test_view_keeps_the_window_when_a_store_is_broken(
+    tmp_path: Path, corpus_dir: Path, no_event_loop: list, qtbot
+) -> None:
+    """`view` closed with an error when one path failed; now each failure is a
+    notification and the other stores open."""
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    before = len(notification_manager.records)
+    good = corpus_dir / "fiji-java_2d_dataset_v4.ome.zarr"
+    assert main(["view", str(tmp_path / "missing.ome.zarr"), str(good)]) == 0
+    (viewer,) = no_event_loop
+    assert [layer.name for layer in viewer.layers] == ["image"]
+
+    def errors() -> list[str]:
+        records = notification_manager.records[before:]
+        return [n.message for n in records if n.severity == NotificationSeverity.ERROR]
+
+    viewer.window.show()  # napari.run shows it; the message waits for the window
+    qtbot.waitUntil(lambda: len(errors()) == 1, timeout=5000)
+    assert errors()[0].startswith(f"Cannot open {tmp_path / 'missing.ome.zarr'}")

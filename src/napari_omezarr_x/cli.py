@@ -231,8 +231,14 @@ def _sample(args: argparse.Namespace) -> int:
 def _view(args: argparse.Namespace) -> int:
     import napari  # noqa: TID251 - only this command needs napari; imported on use
 
+    from ._napari.reader import notify_error
+
     viewer = napari.Viewer()
     for path in args.paths:
-        viewer.open(path, plugin="napari-omezarr-x")
+        try:
+            viewer.open(path, plugin="napari-omezarr-x")
+        except Exception as exc:  # the window stays up: one bad store must not close it
+            logging.getLogger(__name__).warning("cannot open %s", path, exc_info=True)
+            notify_error(f"Cannot open {path}: {exc}")
     napari.run()
     return EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -311,3 +312,65 @@ def test_preference_registered_on_activation(fresh_preferences):
     assert manifest.on_activate == "napari_omezarr_x._napari.reader:activate"
     reader.activate()
     assert fresh_preferences.extension2reader == dict.fromkeys(reader.DEFAULT_PREFERENCES, PLUGIN)
+
+
+def _corrupt(chunk: Path) -> None:
+    chunk.write_bytes(np.random.default_rng(9).bytes(chunk.stat().st_size))
+
+
+@pytest.fixture
+def broken_stores(tmp_path: Path) -> dict[str, Path]:
+    """A pyramid whose smallest level (read first) has a corrupt chunk, and a single-level
+    two-channel image whose first channel's displayed plane has one."""
+    from napari_omezarr_x.model import Channel
+    from napari_omezarr_x.write import write_image as write
+
+    rng = np.random.default_rng(2)
+    pyramid = tmp_path / "pyramid.ome.zarr"
+    write(pyramid, rng.integers(0, 999, (4, 256, 256), dtype=np.uint16), axes="zyx",
+          chunks=(1, 64, 64), levels=3)  # fmt: skip
+    _corrupt(next(p for p in sorted((pyramid / "2" / "c").rglob("*")) if p.is_file()))
+    plane = tmp_path / "plane.ome.zarr"
+    channels = [Channel(label="dna", start=0, end=999), Channel(label="actin", start=0, end=999)]
+    write(plane, rng.integers(0, 999, (2, 128, 128), dtype=np.uint16), axes="cyx",
+          chunks=(1, 64, 64), levels=1, channels=channels)  # fmt: skip
+    _corrupt(plane / "0" / "c" / "0" / "0" / "0")
+    return {"pyramid": pyramid, "plane": plane}
+
+
+def _error_messages() -> list[str]:
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    return [
+        n.message for n in notification_manager.records if n.severity == NotificationSeverity.ERROR
+    ]
+
+
+@pytest.mark.parametrize("which", ["pyramid", "plane"])
+def test_corrupt_first_plane_at_start_up_keeps_the_window(
+    make_napari_viewer, qtbot, broken_stores, which
+):
+    """`napari broken.ome.zarr` opens as napari's main does: a viewer not yet shown, then
+    `_qt_open`. A corrupt chunk in the first plane read used to raise out of it (napari
+    exited 1); now the layer is added hidden and a notification names the array."""
+    path = broken_stores[which]
+    viewer = make_napari_viewer()
+    before = len(_error_messages())
+    with pytest.warns(NgffComplianceWarning) if which == "pyramid" else nullcontext():
+        viewer.window._qt_viewer._qt_open([str(path)], stack=False, plugin=PLUGIN)
+    assert not _error_messages()[before:]  # waits for the window, which napari shows next
+    viewer.window.show()
+    layers = list(viewer.layers)
+    if which == "pyramid":
+        assert [(layer.name, layer.visible) for layer in layers] == [("pyramid", False)]
+        array = f"{path}/2"
+    else:
+        assert [(layer.name, layer.visible) for layer in layers] == [
+            ("plane: dna", False), ("plane: actin", True)
+        ]  # fmt: skip
+        array = f"{path}/0"
+    qtbot.waitUntil(lambda: len(_error_messages()) > before, timeout=5000)
+    (message,) = _error_messages()[before:]
+    assert message.startswith(f"{layers[0].name}: hidden, its first plane cannot be read")
+    assert f"{array}: cannot read chunk data" in message
+    assert all("reveal" not in key for key in layers[0].metadata["omezarr"])

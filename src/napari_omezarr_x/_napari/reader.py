@@ -6,9 +6,14 @@ looks at metadata names and returns None quickly for anything that is not
 OME-Zarr. The returned function reads the metadata, builds layer data tuples
 (see layers.py) and raises errors that name the path and the problem.
 
-Two napari integrations live here too:
+Three napari integrations live here too:
 - a window's `min`/`max` becomes the contrast slider's range once a layer is
   added (layer data tuples cannot carry it);
+- layers are handed to napari hidden and shown once added: napari reads the
+  first plane while it adds a visible layer, and a chunk that cannot be read
+  there would abort `viewer.open` (at start-up, napari itself: `napari
+  broken.ome.zarr` exited). Shown after insertion, a failed first read leaves
+  that layer hidden with a notification naming the array, and the rest opens;
 - the first time the plugin is used, `.zarr` folders, URLs and paths inside
   them are associated with this reader in napari's preferences, unless the
   user already chose a reader for zarr data, so that dropping a `.zarr`
@@ -40,6 +45,10 @@ PLUGIN_NAME = "napari-omezarr-x"
 #: or without a slash, and groups inside a store (`plate.zarr/A/1`).
 DEFAULT_PREFERENCES = ("*.zarr/", "*.zarr", "*.zarr/*")
 _MARKER = "napari-omezarr-x.json"
+#: Key of `metadata["omezarr"]` marking a layer handed over hidden, to show once added.
+_REVEAL = "reveal_when_added"
+#: How often, and how many times, a start-up notification checks for the window.
+_SHOWN_POLL_MS, _SHOWN_POLL_TRIES = 100, 600
 
 _hooked_viewers: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -74,9 +83,69 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     layers: list[LayerData] = []
     for one in _as_paths(path):
         layers.extend(_read_one(one))
-    _watch_current_viewer()
+    if _watch_current_viewer():
+        for _, meta, _ in layers:
+            _hide_until_added(meta)
     register_default_reader()
     return layers
+
+
+def _hide_until_added(meta: dict[str, Any]) -> None:
+    """Hand a layer to napari hidden; `_on_inserted` shows it once it is added."""
+    block = (meta.get("metadata") or {}).get("omezarr")
+    if meta.get("visible", True) and isinstance(block, dict):
+        meta["visible"] = False
+        block[_REVEAL] = True
+
+
+def reveal(layer: Any) -> bool:
+    """Show a layer handed over hidden; on a read failure keep it hidden and say why.
+
+    Returns whether the layer is shown.
+    """
+    metadata = getattr(layer, "metadata", None)
+    block = metadata.get("omezarr") if isinstance(metadata, dict) else None
+    if not isinstance(block, dict) or not block.pop(_REVEAL, False):
+        return bool(getattr(layer, "visible", False))
+    try:
+        layer.visible = True
+    except Exception as exc:  # an unreadable first plane must not abort the open
+        layer.visible = False
+        # The message only: a kept traceback would hold the viewer alive.
+        message = (
+            f"{layer.name}: hidden, its first plane cannot be read "
+            f"({type(exc).__name__}: {exc}). Other planes and layers may still show."
+        )
+        logger.warning(message)
+        notify_error(message)
+        return False
+    return True
+
+
+def notify_error(message: str) -> None:
+    """A napari error notification, shown as soon as the window is on screen.
+
+    napari draws a notification only if its window is visible when it arrives; at
+    start-up (`napari path`) layers are added before the window is shown, so the
+    message then waits for the event loop, which runs once the window is up.
+    """
+    import napari
+    from napari.utils.notifications import show_error
+
+    viewer = napari.current_viewer()
+    window = getattr(getattr(viewer, "window", None), "_qt_window", None)
+    if window is None or window.isVisible():
+        show_error(message)
+        return
+    from qtpy.QtCore import QTimer
+
+    def when_shown(tries: int) -> None:
+        if window.isVisible() or tries <= 0:
+            show_error(message)
+        else:
+            QTimer.singleShot(_SHOWN_POLL_MS, lambda: when_shown(tries - 1))
+
+    when_shown(_SHOWN_POLL_TRIES)
 
 
 def _read_one(path: str) -> list[LayerData]:
@@ -124,17 +193,21 @@ def _as_number(value: Any) -> float | None:
 
 def _on_inserted(event: Any) -> None:
     apply_contrast_range(event.value)
+    reveal(event.value)
 
 
-def _watch_current_viewer() -> None:
-    """Apply window ranges to our layers as the current viewer adds them."""
+def _watch_current_viewer() -> bool:
+    """Apply window ranges to our layers, and show them, as the current viewer adds
+    them; False when there is no viewer to watch."""
     import napari
 
     viewer = napari.current_viewer()
-    if viewer is None or viewer in _hooked_viewers:
-        return
-    viewer.layers.events.inserted.connect(_on_inserted)
-    _hooked_viewers.add(viewer)
+    if viewer is None:
+        return False
+    if viewer not in _hooked_viewers:
+        viewer.layers.events.inserted.connect(_on_inserted)
+        _hooked_viewers.add(viewer)
+    return True
 
 
 # --- reader preference ----------------------------------------------------------
