@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metadata-only", action="store_true", help="check metadata only, not the arrays"
     )
+    p.add_argument(
+        "--data",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read and decode every chunk (default: on for folders and zips, off for URLs)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("info", help="print the groups, arrays and images of a store")
@@ -110,13 +116,22 @@ def _validate(args: argparse.Namespace) -> int:
     from .spec.schemas import schemas_source
     from .spec.validate import validate_store
 
+    bar = _ProgressBar(label="reading chunks")
     try:
-        report = validate_store(args.path, strict=args.strict, metadata_only=args.metadata_only)
+        report = validate_store(
+            args.path,
+            strict=args.strict,
+            metadata_only=args.metadata_only,
+            data=args.data,
+            progress=bar,
+        )
     except StoreAccessError as exc:
+        bar.close()
         if args.json:
             error = {"location": args.path, "message": str(exc)}
             print(json.dumps({"valid": False, "version": None, "errors": [error], "warnings": []}))
         raise
+    bar.close(complete=True)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -197,15 +212,17 @@ class _ProgressBar:
     does not flood the terminal.
     """
 
-    def __init__(self, width: int = 40) -> None:
+    def __init__(self, width: int = 40, label: str = "") -> None:
         self.width = width
+        self.label = f"{label} " if label else ""
         self.text = ""
 
     def __call__(self, done: float, total: float | None = None) -> None:
         fraction = done / total if total else float(done)
         fraction = min(max(fraction, 0.0), 1.0)
         filled = round(fraction * self.width)
-        text = f"\r[{'#' * filled}{'-' * (self.width - filled)}] {fraction * 100:5.1f}%"
+        bar = f"[{'#' * filled}{'-' * (self.width - filled)}]"
+        text = f"\r{self.label}{bar} {fraction * 100:5.1f}%"
         if text != self.text:
             self.text = text
             sys.stderr.write(text)

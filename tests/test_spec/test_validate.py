@@ -359,3 +359,56 @@ def test_omero_channel_count_must_match_the_channel_axis(tmp_path, strict):
         "zarr.json#$.attributes.ome.omero.channels: lists 1 channels but the channel axis "
         "'c' has length 2"
     ]
+
+
+@pytest.mark.parametrize(
+    ("version", "shards"), [("0.4", None), ("0.5", None), ("0.5", (1, 32, 32))]
+)
+def test_data_check_reports_each_corrupt_chunk_by_key(tmp_path, version, shards, capsys):
+    """A store with a corrupt chunk was called valid: the metadata was fine."""
+    from napari_omezarr_x.cli import main
+    from napari_omezarr_x.write import add_labels, write_image
+
+    path = tmp_path / "img.ome.zarr"
+    data = np.random.default_rng(1).integers(0, 999, (2, 64, 64), dtype=np.uint16)
+    write_image(path, data, axes="zyx", chunks=(1, 16, 16), shards=shards, version=version)
+    add_labels(path, (data > 500).astype(np.uint8), "cells")
+    if version == "0.4":
+        bad = ["0/1/0/2", "labels/cells/0/1/0/0"]
+    elif shards is None:
+        bad = ["0/c/1/0/2", "labels/cells/0/c/1/0/0"]
+    else:
+        bad = ["0/c/1/0/0"]
+    for key in bad:
+        chunk = path / key
+        chunk.write_bytes(b"\x01" * chunk.stat().st_size)
+    progress: list[tuple[int, int]] = []
+    report = validate_store(str(path), progress=lambda d, t: progress.append((d, t)))
+    assert not report.valid
+    keys = [e.location for e in report.errors]
+    if shards is None:
+        assert keys == bad
+    else:  # the shard's inner chunks that fail are named
+        assert keys == [f"0/c/1/0/0 (inner chunk (0, {i}, {j}))" for i in (0, 1) for j in (0, 1)]
+    assert all("chunk cannot be read or decoded" in e.message for e in report.errors)
+    assert progress[-1][0] == progress[-1][1] > 0
+    assert validate_store(str(path), data=False).valid
+    assert validate_store(str(path), metadata_only=True).valid
+    assert main(["validate", str(path), "--no-data"]) == 0
+    assert main(["validate", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert f"error: {bad[0]}" in captured.out
+    assert "reading chunks [" in captured.err
+
+
+def test_data_check_is_off_by_default_for_urls(tmp_path):
+    from http_helpers import serve
+    from napari_omezarr_x.write import write_image
+
+    path = tmp_path / "img.ome.zarr"
+    write_image(path, np.ones((32, 32), np.uint8), chunks=(16, 16))
+    (path / "0" / "c" / "0" / "0").write_bytes(b"junk")
+    with serve(tmp_path) as url:
+        assert validate_store(f"{url}/img.ome.zarr").valid
+        report = validate_store(f"{url}/img.ome.zarr", data=True)
+    assert [e.location for e in report.errors] == ["0/c/0/0"]

@@ -6,8 +6,10 @@ hierarchy check then follows the metadata to the groups and arrays it names: the
 exist, match the axes, shrink level by level, and label arrays must hold integers.
 
 Documents are read as raw JSON by key (fsspec for folders, zips and http URLs; the
-object store's client for S3, GCS and Azure), so a
-broken document is reported where it is instead of stopping the whole check.
+object store's client for S3, GCS and Azure), so a broken document is reported where it
+is instead of stopping the whole check. The data check (on by default for local stores,
+see `validate_store`) then reads and decodes every chunk of the arrays the metadata names
+and reports each bad one by key (`chunks`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from napari_omezarr_x.errors import StoreAccessError
-from napari_omezarr_x.storage import StoreLike, open_mapper
+from napari_omezarr_x.storage import StoreLike, is_remote, open_mapper
 
+from .chunks import Progress, check_chunks, zarr_store
 from .schemas import bundled_versions, is_prerelease, normalised, schema_issues
 
 _INTEGER_DTYPES = {f"{s}int{b}" for s in ("", "u") for b in (8, 16, 32, 64)}
@@ -94,15 +97,20 @@ def validate_store(
     strict: bool = False,
     metadata_only: bool = False,
     storage_options: dict[str, Any] | None = None,
+    data: bool | None = None,
+    progress: Progress | None = None,
 ) -> ValidationReport:
     """Validate the OME-Zarr store at `path` (any StoreLike: folder, zip, URL, store object).
 
     `strict` also applies the specification's recommendations (its strict schemas);
     `metadata_only` checks the metadata documents only, not the arrays they name.
+    `data` reads and decodes every chunk of those arrays and reports each one that
+    fails by key; by default (None) it is done for local folders and zips, not for
+    URLs, where it would download the whole store. `progress(done, total)` follows it.
     Raises StoreAccessError when `path` cannot be read as a zarr store at all.
     """
     mapper = open_mapper(path, storage_options)
-    path = path if isinstance(path, str) else repr(path)
+    store_like, path = path, path if isinstance(path, str) else repr(path)
     checker = _Checker(mapper, path, strict=strict, metadata_only=metadata_only)
     try:
         root = checker.node("")
@@ -114,6 +122,12 @@ def validate_store(
         raise StoreAccessError(f"{path}: no zarr metadata (zarr.json, .zattrs or .zgroup) found")
     if root is not None:
         checker.check_root(root)
+    if data is None:
+        data = not is_remote(store_like)
+    if data and not metadata_only and checker.arrays:
+        store, prefix = zarr_store(store_like, mapper, storage_options)
+        for bad in check_chunks(store, checker.arrays, progress, prefix):
+            checker.error(bad.key, bad.message)
     return checker.report
 
 
@@ -129,6 +143,7 @@ class _Checker:
         self.report = ValidationReport(path=path)
         self._seen: set[str] = set()
         self.unreadable: list[str] = []  # read failures (not missing keys)
+        self.arrays: list[str] = []  # every array the metadata names, for the data check
 
     # -- reading ------------------------------------------------------------------------
 
@@ -358,6 +373,8 @@ class _Checker:
             self.error(key or "/", f"array named by {where}.path {what}")
             return None
         shape = tuple(int(s) for s in array.meta.get("shape", []))
+        if key not in self.arrays:
+            self.arrays.append(key)
         if ndim is not None and len(shape) != ndim:
             self.error(array.key, f"array has {len(shape)} dimensions but the axes name {ndim}")
         for length, what in _vector_lengths(ds):
