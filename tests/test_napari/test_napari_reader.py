@@ -374,3 +374,17 @@ def test_corrupt_first_plane_at_start_up_keeps_the_window(
     assert message.startswith(f"{layers[0].name}: hidden, its first plane cannot be read")
     assert f"{array}: cannot read chunk data" in message
     assert all("reveal" not in key for key in layers[0].metadata["omezarr"])
+
+
+@pytest.mark.parametrize("where", ["labels", "labels/cells"])
+def test_opening_labels_brings_their_image(make_napari_viewer, tmp_path, monkeypatch, where):
+    path = cells(tmp_path, "0.5")
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(path / where), plugin=PLUGIN)
+    assert [(type(layer).__name__, layer.name) for layer in layers] == [
+        ("Image", "image: DAPI"), ("Image", "image: GFP"), ("Labels", "cells")
+    ]  # fmt: skip
+    viewer.layers.clear()
+    monkeypatch.setenv(reader.LABELS_ONLY_ENV, "1")
+    layers = viewer.open(str(path / where), plugin=PLUGIN)
+    assert [(type(layer).__name__, layer.name) for layer in layers] == [("Labels", "cells")]

@@ -439,3 +439,33 @@ def test_opening_an_array_says_so(tmp_path):
     path = write_image(tmp_path / "img.zarr", "0.5", shape=(8, 8), levels=1)
     with pytest.raises(NotOmeZarrError, match=r"img\.zarr/0: is a zarr array"):
         read_ome_zarr(str(path / "0"))
+
+
+@pytest.mark.parametrize("version", LABEL_VERSIONS, indirect=True)
+@pytest.mark.parametrize("where", ["labels", "labels/cells", "labels/plain"])
+def test_labels_opened_alone_come_with_their_source_image(image_path, version, where):
+    """Other readers bring the image a label image labels (`image-label.source`, by
+    default `../../`); `with_source` does too."""
+    (image,) = read_ome_zarr(str(image_path / where), with_source=True)
+    assert (image.kind, image.path, image.name) == ("image", "", "image")
+    expected = ["cells", "plain"] if where == "labels" else [where.rsplit("/", 1)[-1]]
+    assert [label.name for label in image.labels] == expected
+    assert [label.kind for label in read_ome_zarr(str(image_path / where))] == ["labels"] * len(
+        expected
+    )
+
+
+def test_label_source_over_http_and_when_missing(tmp_path):
+    import shutil
+
+    from http_helpers import serve
+
+    path = write_image(tmp_path / "img.ome.zarr", "0.5", labels={"cells": IMAGE_LABEL})
+    with serve(tmp_path) as url:
+        (image,) = read_ome_zarr(f"{url}/img.ome.zarr/labels/cells/", with_source=True)
+    assert image.kind == "image"
+    assert [label.name for label in image.labels] == ["cells"]
+    shutil.rmtree(path / "0")
+    with pytest.warns(NgffComplianceWarning, match="cannot be opened, so they open alone"):
+        (label,) = read_ome_zarr(str(path / "labels" / "cells"), with_source=True)
+    assert label.kind == "labels"

@@ -45,6 +45,8 @@ PLUGIN_NAME = "napari-omezarr-x"
 #: or without a slash, and groups inside a store (`plate.zarr/A/1`).
 DEFAULT_PREFERENCES = ("*.zarr/", "*.zarr", "*.zarr/*")
 _MARKER = "napari-omezarr-x.json"
+#: Environment variable: open labels groups and label images without their image.
+LABELS_ONLY_ENV = "NAPARI_OMEZARR_X_LABELS_ONLY"
 #: Key of `metadata["omezarr"]` marking a layer handed over hidden, to show once added.
 _REVEAL = "reveal_when_added"
 #: How often, and how many times, a start-up notification checks for the window.
@@ -148,9 +150,16 @@ def notify_error(message: str) -> None:
     when_shown(_SHOWN_POLL_TRIES)
 
 
+def labels_only() -> bool:
+    """Whether a labels group or label image opens without its image (opt-out of the
+    default): set NAPARI_OMEZARR_X_LABELS_ONLY=1 before opening."""
+    value = os.environ.get(LABELS_ONLY_ENV, "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
+
+
 def _read_one(path: str) -> list[LayerData]:
     try:
-        images = read_ome_zarr(path)
+        images = read_ome_zarr(path, with_source=not labels_only())
         if not images:
             raise NotOmeZarrError(f"{path}: no OME-Zarr image found")
         return layers_for_images(images)

@@ -10,8 +10,10 @@ round trips, not one per array.
 from __future__ import annotations
 
 import logging
+import posixpath
 import warnings
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from napari_omezarr_x.errors import (
     MetadataError,
@@ -22,7 +24,7 @@ from napari_omezarr_x.errors import (
 )
 from napari_omezarr_x.model import Image
 from napari_omezarr_x.spec import metadata as md
-from napari_omezarr_x.storage import StoreLike, open_location
+from napari_omezarr_x.storage import Location, StoreLike, open_location
 
 from .images import ImageReader, integer_levels, label_name
 from .nodes import Node, access_error, is_missing
@@ -32,22 +34,71 @@ from .probe import MAX_NESTED_DEPTH
 log = logging.getLogger(__name__)
 
 
-def read_ome_zarr(path: StoreLike, *, storage_options: dict[str, Any] | None = None) -> list[Image]:
+def read_ome_zarr(
+    path: StoreLike,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    with_source: bool = False,
+) -> list[Image]:
     """Every image at `path` (root first), each with its label images in `.labels`.
 
     `path` is any StoreLike: a folder, zip file, `file://`, `http(s)://` or
     object-store URL (`s3://`, `gs://`, `az://`, `abfs://`), a zarr store, a
     zarr.Group or an fsspec mapper; `storage_options` configure an object store
-    (credentials, endpoint, `anon`). Raises NotOmeZarrError, MetadataError or
-    StoreAccessError with a message naming the path; warns NgffComplianceWarning
-    for readable-but-broken parts.
+    (credentials, endpoint, `anon`). With `with_source`, a `labels` group or a
+    label image opened on its own comes with the image it labels
+    (`image-label.source`, by default `../../`): that image is returned with the
+    opened labels in `.labels` (a warning, and the labels alone, when it cannot be
+    read). Raises NotOmeZarrError, MetadataError or StoreAccessError with a message
+    naming the path; warns NgffComplianceWarning for readable-but-broken parts.
     """
     location = open_location(path, storage_options)
     with warnings.catch_warnings():
         # Old bioformats2raw releases wrote `"filters": []`; zarr complains about
         # it on every array, which tells a napari user nothing they can act on.
         warnings.filterwarnings("ignore", message="Found an empty list of filters")
-        return Reader(location).read()
+        images = Reader(location).read()
+        if with_source:
+            images = with_source_image(location, images)
+        return images
+
+
+def with_source_image(location: Location, images: list[Image]) -> list[Image]:
+    """`images` read from a `labels` group or a label image, under the image they label."""
+    labels = [image for image in images if image.kind == "labels"]
+    if not labels or len(labels) != len(images):
+        return images
+    first = labels[0]
+    source = first.label.source if first.label is not None else None
+    opened = location.describe(first.path).rstrip("/")
+    in_labels_group = posixpath.basename(posixpath.dirname(opened)) == "labels"
+    if source is None and not in_labels_group:
+        return images  # a label image of its own (a labels-only store): nothing to add
+    relative = source or "../../"
+    target = posixpath.normpath(posixpath.join(first.path, relative))
+    where = location.describe(posixpath.dirname(first.path) if len(labels) > 1 else first.path)
+    try:
+        if not target.startswith(".."):
+            reader, target = Reader(location), "" if target == "." else target
+        elif location.kind not in ("local", "zip"):
+            # Above the opened location (a URL opened at its labels): open the source's URL.
+            url = urlsplit(location.describe(first.path))
+            above = posixpath.normpath(posixpath.join(url.path, relative))
+            source_location = open_location(urlunsplit(url._replace(path=above)))
+            reader, target = Reader(source_location), source_location.path
+        else:
+            raise MetadataError(f"source {relative!r} lies outside the store")
+        image = reader.read_image(target, reader.group(target))
+    except Exception as exc:  # the labels still open on their own
+        warnings.warn(
+            f"{where}: the image these labels belong to ({relative}) cannot be opened, so "
+            f"they open alone: {exc}",
+            NgffComplianceWarning,
+            stacklevel=2,
+        )
+        return images
+    image.labels = labels
+    return [image]
 
 
 class Reader(ImageReader):
