@@ -388,3 +388,29 @@ def test_opening_labels_brings_their_image(make_napari_viewer, tmp_path, monkeyp
     monkeypatch.setenv(reader.LABELS_ONLY_ENV, "1")
     layers = viewer.open(str(path / where), plugin=PLUGIN)
     assert [(type(layer).__name__, layer.name) for layer in layers] == [("Labels", "cells")]
+
+
+@pytest.mark.parametrize("show", [False, True], ids=["headless", "shown"])
+def test_large_label_values_with_thousands_of_colours_open(make_napari_viewer, tmp_path, show):
+    """uint32 labels up to 2**32 - 1 with a colour listed for each of ~3000 values: napari's
+    numpy colormap path refuses keys above 65535 ("Please install numba")."""
+    from napari_omezarr_x.write import write_labels
+
+    rng = np.random.default_rng(0)
+    values = np.unique(rng.integers(70_000, 2**32 - 1, 3000, dtype=np.uint64)).astype(np.uint32)
+    values[-1] = 2**32 - 1
+    data = values[rng.integers(0, len(values), (128, 128))]
+    data[:, :16] = 0
+    colors = {int(v): (1.0, 0.0, 0.0, 1.0) for v in values}  # every listed label red
+    path = write_labels(tmp_path / "big.ome.zarr", data, colors=colors)
+    viewer = make_napari_viewer(show=show)
+    (layer,) = viewer.open(path, plugin=PLUGIN)
+    assert layer.colormap.map(np.array([2**32 - 1], np.uint32)).tolist() == [[1, 0, 0, 1]]
+    texture = np.asarray(layer._slice.image.view)
+    assert texture.shape == (128, 128)
+    assert len(np.unique(texture[:, 16:])) == 1  # one colour for every listed label
+    if show:
+        shot = viewer.screenshot(canvas_only=True, flash=False)
+        # listed red at napari's labels opacity (0.7) over black
+        red = (shot[..., 0] > 100) & (shot[..., 1] < 30) & (shot[..., 2] < 30)
+        assert red.mean() > 0.3
