@@ -160,3 +160,19 @@ def test_window_numbers_written_as_strings_set_contrast_limits(viewer, corpus_di
     assert [list(layer.contrast_limits) for layer in added] == [[0, 10], [0, 10]]
     reader.apply_contrast_range(added[0])
     assert list(added[0].contrast_limits_range) == [0, 10]
+
+
+def test_rotation_out_of_the_2d_plane_is_explained(viewer, corpus_dir):
+    """The 0.6-dev example rotates z into y: napari's 2D (y, x) view cannot show that and
+    says so once on opening; the (z, y) plane, which the message points to, can."""
+    viewer.layers.clear()
+    viewer.dims.ndisplay = 2
+    path = corpus_dir / "neuroglancer_0.6dev1_anisotropic_rotation.zarr"
+    with pytest.warns(UserWarning, match="rotates z and y into each other") as record:
+        (layer,) = viewer.open(str(path), plugin=PLUGIN)
+    assert sum("cannot apply that rotation" in str(w.message) for w in record) == 1
+    world_to_data = layer._data_to_world.inverse
+    assert not layer._slice_input.is_orthogonal(world_to_data)
+    viewer.dims.order = (2, 0, 1)  # show z and y, slice along x
+    assert layer._slice_input.is_orthogonal(world_to_data)
+    viewer.dims.order = (0, 1, 2)

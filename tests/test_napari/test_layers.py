@@ -358,3 +358,22 @@ def test_greyscale_rendering_model_shows_grey(model):
         assert colormaps == [[1, 0, 0, 1], [0, 1, 0, 1]]
     expected = {"model": model} if model else None
     assert [m["metadata"]["omezarr"]["rdefs"] for m in metas] == [expected, expected]
+
+
+@pytest.mark.parametrize(
+    ("plane", "warned"), [((0, 1), True), ((1, 2), False), ((0, 2), True)], ids=str
+)
+def test_rotation_out_of_the_2d_plane_is_explained_once(plane, warned, recwarn):
+    """napari's 2D view cannot apply a rotation that turns a sliced axis into a shown one."""
+    c, s = np.cos(np.pi / 4), np.sin(np.pi / 4)
+    affine = np.eye(4)
+    i, j = plane
+    affine[i, i], affine[i, j], affine[j, i], affine[j, j] = c, -s, s, c
+    image = make_image([da.zeros((4, 8, 8), "uint8")], axes=TCZYX[2:], name="rot")
+    image.affine = affine
+    L.image_layers(image)
+    ours = [w for w in recwarn.list if "cannot apply that rotation" in str(w.message)]
+    assert len(ours) == (1 if warned else 0)
+    if warned:
+        names = " and ".join("zyx"[k] for k in plane)
+        assert f"rot: its transformation rotates {names} into each other" in str(ours[0].message)

@@ -131,7 +131,45 @@ def _spatial_kwargs(image: Image, keep: list[int]) -> dict[str, Any]:
     affine = _affine(image, keep)
     if affine is not None:
         kwargs["affine"] = affine
+        _warn_out_of_plane(image, [image.axes[i].name for i in keep], affine)
     return kwargs
+
+
+def _warn_out_of_plane(image: Image, names: list[str], affine: np.ndarray) -> None:
+    """Say once, on opening, why napari's 2D view of this image is not rotated.
+
+    napari's 2D view cuts the stored array along its own axes and applies only
+    the part of the affine within the displayed plane (by default the last two
+    axes); a rotation that turns a sliced axis (z) into a displayed one (y) would
+    need an oblique cut, which napari does not make ("Non-orthogonal slicing ...
+    not fully supported"). The 3D view applies the whole affine.
+    """
+    linear = np.asarray(affine, dtype=float)[:-1, :-1]
+    n = len(names)
+    if n < 3:
+        return
+    shown, sliced = list(range(n - 2, n)), list(range(n - 2))
+    coupled = np.abs(linear[np.ix_(shown, sliced)]) + np.abs(linear[np.ix_(sliced, shown)]).T
+    if not (coupled > 1e-9).any():
+        return
+    pairs = np.argwhere(coupled > 1e-9)
+    involved = sorted({sliced[j] for _, j in pairs} | {shown[i] for i, _ in pairs})
+    plane = [names[i] for i in involved]
+    name = display_name(image) or fallback_name(image)
+    hint = ""
+    if len(plane) == 2:
+        hint = (
+            f" In 2D it shows rotated when the plane it turns in ({', '.join(plane)}) is the "
+            "one displayed (roll or transpose the axes so that these two are shown)."
+        )
+    warnings.warn(
+        f"{name}: its transformation rotates {' and '.join(plane)} into each other, out of "
+        f"the 2D view's ({names[-2]}, {names[-1]}) plane. napari's 2D view cuts the stored "
+        "planes along their own axes and cannot apply that rotation, so it shows them "
+        "unrotated; the 3D view shows the image rotated as the file says." + hint,
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _affine(image: Image, keep: list[int]) -> np.ndarray | None:
