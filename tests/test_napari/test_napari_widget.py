@@ -89,7 +89,7 @@ def test_shows_the_selected_images_channels_in_order(make_napari_viewer, image, 
     widget = ChannelSettingsWidget(viewer)
     assert len(widget.rows) == 1  # "other" is selected: a single plain layer
     assert widget.save_button.isEnabled() is False
-    assert "File > Save as OME-Zarr" in widget.status.text()
+    assert "File > IO Utilities > Save as OME-Zarr..." in widget.status.text()
 
     viewer.layers.selection.active = layers[1]
     assert [row.layer for row in widget.rows] == layers

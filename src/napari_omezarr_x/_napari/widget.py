@@ -226,7 +226,7 @@ class _ChannelRow(QFrame):
             f"QPushButton {{ background-color: #{self._color}; border: 1px solid #888;"
             " border-radius: 3px; }"
         )
-        # Keep the layer's own copy current, so File > Save as OME-Zarr uses it.
+        # Keep the layer's own copy current, so File > IO Utilities > Save as OME-Zarr... uses it.
         meta = {**omezarr_meta(self.layer), "channel": raw}
         self.layer.metadata = {**self.layer.metadata, "omezarr": meta}
 
@@ -377,7 +377,7 @@ class ChannelSettingsWidget(QWidget):
             self.source.setText("Not read from an OME-Zarr")
             self.source.setToolTip("")
             self._set_status(
-                "Settings stay on the layer; File > Save as OME-Zarr writes them to the new file."
+                "Settings stay on the layer; File > IO Utilities > Save as OME-Zarr... writes them."
             )
             self.save_button.setEnabled(False)
             self.revert_button.setEnabled(False)

@@ -34,8 +34,25 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
     Any failure is raised as SaveError naming the target and the reason: napari
     turns a writer's ValueError into "not a valid writer" and hides the reason.
     """
+    return write_with_options(path, layer_data)
+
+
+def write_with_options(
+    path: str,
+    layer_data: list[tuple[Any, dict, str]],
+    *,
+    version: str | None = None,
+    compression: str | None = "zstd",
+    shards: bool | None = None,
+) -> list[str]:
+    """write_layers with the writer's options (the Save as OME-Zarr dialog's): NGFF
+    `version` (default: 0.4 for layers opened from 0.4, else 0.5), `compression`
+    ('zstd', 'lz4', 'gzip' or None) and `shards` (0.5 only). Errors are SaveError."""
+    options: dict[str, Any] = {"compression": compression, "shards": shards}
+    if version is not None:
+        options["version"] = version
     try:
-        return _write_layers(path, layer_data)
+        return _write_layers(path, layer_data, **options)
     except SaveError:
         raise
     except Exception as exc:
@@ -43,8 +60,8 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
 
 
 def _write_layers(path: str, layer_data: list[tuple[Any, dict, str]], **options: Any) -> list[str]:
-    """write_layers; `options` (version, compression, shards, ...) go to `write_store`."""
-    target = _target(path)
+    """write_layers; `options` (version, compression, shards) go to `write_store`."""
+    target = target_path(path)
     layers = [_layer_input(data, meta, kind) for data, meta, kind in layer_data]
     if layers and all(layer.kind == "labels" for layer in layers) and is_image(target):
         return _add_labels(target, layers)
@@ -74,7 +91,7 @@ def write_labels(path: str, data: Any, meta: dict) -> list[str]:
     return write_layers(path, [(data, meta, "labels")])
 
 
-def _target(path: str) -> str:
+def target_path(path: str) -> str:
     """The path (or object-store URL) as typed, with `.ome.zarr` appended when it has
     no extension."""
     text = os.fspath(path)

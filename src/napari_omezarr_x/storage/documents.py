@@ -133,13 +133,14 @@ def documents_for(
         if scheme in HTTP_SCHEMES:
             raise ReadOnlyStoreError(
                 f"{text} is a remote store served over http(s), which is read-only: {purpose}. "
-                "Use File > Save as OME-Zarr to write a copy to a folder or an object store."
+                "Use File > IO Utilities > Save as OME-Zarr... to write a copy to a folder or "
+                "an object store."
             )
         local = local_path(text)
         if (local.is_file() and local.suffix.lower() in ZIP_SUFFIXES) or _is_zip(local):
             raise ReadOnlyStoreError(
                 f"{text} is a zipped store, which is read-only: {purpose}. "
-                "Unzip it or use File > Save as OME-Zarr."
+                "Unzip it or use File > IO Utilities > Save as OME-Zarr..."
             )
         return Documents(str(local), folder=local)
     location = open_location(store, storage_options)
