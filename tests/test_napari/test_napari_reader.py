@@ -173,13 +173,6 @@ def test_chunk_reads_at_open(tmp_path, monkeypatch, version, windows):
         assert {k.split("/")[0] for k in chunks} == {"2"}
 
 
-def test_open_label_directly(make_napari_viewer, tmp_path):
-    path = cells(tmp_path, "0.5")
-    viewer = make_napari_viewer()
-    layers = viewer.open(str(path / "labels" / "cells"), plugin=PLUGIN)
-    assert [(type(lay).__name__, lay.name) for lay in layers] == [("Labels", "cells")]
-
-
 @pytest.fixture
 def http_url(corpus_dir):
     with serve(corpus_dir) as url:
