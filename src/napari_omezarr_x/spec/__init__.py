@@ -2,5 +2,6 @@
 coordinate transformations, the official JSON schemas and store validation.
 
 `metadata` and `transforms` are pure functions of JSON (no I/O); `validate` walks
-a store through `storage`. May import `storage`, `model` and `errors` only.
+a store through `storage`, and `chunks` (its data check) decodes every chunk of the
+arrays it names. May import `storage`, `model` and `errors` only.
 """
