@@ -318,3 +318,20 @@ def test_closing_the_dock_leaves_napari_working(make_napari_viewer, qtbot, image
     viewer.layers.selection.active = viewer.layers[1]
     viewer.add_image(np.zeros((4, 4), "uint8"))
     assert tuple(layer.contrast_limits) == (3, 30)
+
+
+def test_saved_colormap_name_follows_the_layer(make_napari_viewer, image05):
+    """A napari colormap of more than one colour is saved by name; picking a colour in
+    the widget makes the channel one colour again and drops the name."""
+    from napari_omezarr_x._napari.layers import COLORMAP_KEY
+
+    widget = _open(make_napari_viewer(), image05)
+    row = widget.rows[0]
+    row.layer.colormap = "magma"
+    assert row.channel()[COLORMAP_KEY] == "magma"
+    assert widget.save()
+    assert stored_omero(image05, "0.5")["channels"][0][COLORMAP_KEY] == "magma"
+    row.set_color("#00ff00")
+    assert COLORMAP_KEY not in row.channel()
+    assert widget.save()
+    assert COLORMAP_KEY not in stored_omero(image05, "0.5")["channels"][0]
