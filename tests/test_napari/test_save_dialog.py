@@ -46,7 +46,7 @@ def _answer(button: QMessageBox.StandardButton, seen: list[str]) -> None:
 
 def test_menu_entry_opens_the_dialog(viewer, qtbot):
     menus = {a.text(): a.menu() for a in viewer.window.file_menu.actions() if a.menu()}
-    (action,) = [a for a in menus["IO Utilities"].actions() if "OME-Zarr" in a.text()]
+    (action,) = [a for a in menus["IO Utilities"].actions() if "Save as OME-Zarr" in a.text()]
     assert action.text() == "Save as OME-Zarr... (OME-Zarr X)"
     opened: list[str] = []
 
