@@ -59,5 +59,9 @@ class SaveError(OmeZarrXError):
     """
 
 
+class RegionTooLargeError(OmeZarrXError, MemoryError):
+    """A read would return more data than is allowed at once (a whole huge volume)."""
+
+
 class NgffComplianceWarning(UserWarning):
     """Data that can be read but does not follow the OME-NGFF specification."""

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_omezarr_x.errors import MetadataError, NgffComplianceWarning
+from napari_omezarr_x.errors import MetadataError, NgffComplianceWarning, StoreAccessError
 from napari_omezarr_x.model import Channel, Image
 from napari_omezarr_x.spec import metadata as md
 from napari_omezarr_x.spec.transforms import placement
-from napari_omezarr_x.storage import parallel
+from napari_omezarr_x.storage import journal, parallel
 
 from .lazy import to_dask
 from .nodes import Node, NodeReader, access_error, is_missing
@@ -41,9 +42,16 @@ class ImageReader(NodeReader):
         *,
         kind: str = "image",
     ) -> Image:
-        """One multiscale image (and its labels): metadata plus lazy levels."""
-        attrs = group.attrs
+        """One multiscale image (and its labels): metadata plus lazy levels.
+
+        For a label image, a save of edits into it that was interrupted is
+        completed first (see `storage.journal`), so its levels agree; when that
+        cannot be done (a read-only folder), a warning says they may disagree.
+        """
         where = self.loc.describe(path)
+        if kind == "labels" and self._finish_interrupted_saves(path, where):
+            group = self.group(path)
+        attrs = group.attrs
         ms = md.parse_multiscale(attrs, where)
         fmt = group.zarr_format
         calls: list[Callable[[], Any]] = [
@@ -171,3 +179,18 @@ class ImageReader(NodeReader):
             )
         image.name = md.label_title(image.name, label_name(path))
         return image
+
+    def _finish_interrupted_saves(self, path: str, where: str) -> bool:
+        """Complete interrupted saves into the group at `path`; whether any was replayed."""
+        if self.loc.kind != "local":
+            return False
+        try:
+            return journal.recover(Path(self.loc.root) / path, wait=False) > 0
+        except (OSError, StoreAccessError) as exc:
+            warnings.warn(
+                f"{where}: an interrupted save of label edits could not be completed "
+                f"({exc}); its pyramid levels may disagree with level 0",
+                NgffComplianceWarning,
+                stacklevel=3,
+            )
+            return False

@@ -18,10 +18,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from napari_omezarr_x.errors import StoreAccessError
-from napari_omezarr_x.storage import StoreLike, is_remote, open_mapper
+from napari_omezarr_x.storage import StoreLike, is_remote, journal, open_mapper
 
 from .chunks import Progress, check_chunks, zarr_store
 from .schemas import bundled_versions, is_prerelease, normalised, schema_issues
@@ -282,6 +283,7 @@ class _Checker:
                 shape = self._check_multiscale(node, multiscale, version, where, is_label)
                 if m == 0 and shape is not None:
                     self._check_omero_channels(node, namespace, multiscale, version, shape)
+        self.check_unfinished_saves(node)
         self.check_labels_group(node, version)
 
     def _check_omero_channels(
@@ -312,6 +314,31 @@ class _Checker:
             )
             message = f"lists {len(channels)} channels but {axis}"
             (self.error if self.strict else self.warn)(where, message)
+
+    def check_unfinished_saves(self, node: _Node) -> None:
+        """Report saves of edits into this group that were interrupted (local folders)."""
+        folder = _local_folder(self.mapper, node.path)
+        if folder is None:
+            return
+        try:
+            found = journal.unfinished(folder)
+        except StoreAccessError as exc:
+            self.error(node.key, str(exc))
+            return
+        for name, committed in found:
+            key = _join(node.path, name)
+            if committed:
+                self.error(
+                    key,
+                    "an interrupted save is pending: its levels may disagree with level 0 "
+                    "until the store is opened with napari-omezarr-x or saved again",
+                )
+            else:
+                self.warn(
+                    key,
+                    "an unfinished save left this folder (none of it was applied); "
+                    "the next save or open removes it",
+                )
 
     def _check_multiscale(
         self, node: _Node, ms: dict[str, Any], version: str, where: str, is_label: bool
@@ -503,6 +530,19 @@ class _Checker:
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+def _local_folder(mapper: Mapping[str, bytes], path: str) -> Path | None:
+    """The folder of group `path` when the store is a local folder, else None."""
+    fs = getattr(mapper, "fs", None)
+    if fs is None:
+        return None
+    protocol = fs.protocol
+    protocols = protocol if isinstance(protocol, tuple | list) else (protocol,)
+    if not {"file", "local"} & set(protocols):
+        return None
+    folder = Path(mapper.root) / path
+    return folder if folder.is_dir() else None
 
 
 def _declared(node: _Node) -> tuple[str | None, dict[str, Any]]:

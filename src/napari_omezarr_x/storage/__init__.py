@@ -4,7 +4,8 @@ Holds `StoreLike` (what every public function accepts as a store) and the opener
 of every kind of location (local folders, zip files, http(s) URLs, object stores
 such as S3, GCS and Azure, zarr stores and groups, fsspec mappers), raw key views
 for the validator, JSON documents of local folders and object stores, crash-safe
-replacement of folders and files, and concurrent I/O calls. Everything above
+replacement of folders and files, crash-safe updates of many files of one folder
+(`journal`, used to save label edits), and concurrent I/O calls. Everything above
 (`spec`, `read`, `write`, the applications and `_napari`) reaches files and URLs
 only through here. Imports nothing of this package but `errors`.
 """

@@ -11,13 +11,17 @@
   dask.distributed cluster, with progress;
 - `pyramid`: pyramid planning and the downsampling kernels;
 - `documents`: the NGFF JSON the writer produces;
-- `existing`: what adding labels needs to know of an existing image.
+- `existing`: what adding labels needs to know of an existing image;
+- `labels_update`: label images edited in place (`open_labels`, `update_labels`)
+  and saved by rewriting only what changed, over `editable` (a numpy-like
+  overlay of edited chunks) and `label_image` (the label image on disk).
 
 May import `storage`, `spec`, `read`, `model` and `errors`; never napari.
 """
 
 from __future__ import annotations
 
+from .labels_update import EditableLabels, SaveReport, open_labels, update_labels
 from .stores import (
     ImageSpec,
     LabelsSpec,
@@ -29,10 +33,14 @@ from .stores import (
 )
 
 __all__ = [
+    "EditableLabels",
     "ImageSpec",
     "LabelsSpec",
+    "SaveReport",
     "add_labels",
     "is_image",
+    "open_labels",
+    "update_labels",
     "write_image",
     "write_labels",
     "write_store",
