@@ -352,7 +352,48 @@ def markdown(envs: list[dict], records: list[dict]) -> str:
     lines += ["", "### Peak RSS as the input grows (z scaled)", ""]
     lines += _memory_table(records)
     lines += ["", *_open_tables(records), ""]
+    edits = _by(records, "labels-edit")
+    if edits:
+        lines += ["### Paint a stroke and save it in place (labels-edit)", ""]
+        lines += _edit_table(edits)
+        lines.append("")
     return "\n".join(lines)
+
+
+def _edit_table(records: dict[str, dict]) -> list[str]:
+    """The labels-edit cases: times of each step, peak memory, files changed."""
+    ceiling = records.get("zarr-ceiling", {}).get("save_s")
+    rows = []
+    for case, r in records.items():
+        if not r.get("ok"):
+            rows.append([case, r.get("error", "failed")[:80]] + ["-"] * 7)
+            continue
+        ratio = r["save_s"] / ceiling if ceiling else None
+        rows.append(
+            [
+                case,
+                "x".join(str(n) for n in r["input_shape"]),
+                _fmt(r.get("open_s"), ".2f"),
+                _fmt(r.get("switch_s"), ".2f"),
+                _fmt(r.get("stroke_s"), ".2f"),
+                _fmt(r["save_s"], ".2f"),
+                _fmt(ratio, ".1f") + ("x" if ratio is not None else ""),
+                _fmt(r["peak_rss_mb"], ".0f"),
+                str(r.get("files_changed", "-")),
+            ]
+        )
+    header = [
+        "case",
+        "shape",
+        "open s",
+        "edit mode s",
+        "stroke s",
+        "save s",
+        "save / ceiling",
+        "peak RSS MB",
+        "files changed",
+    ]
+    return _table(header, rows)
 
 
 def merge(paths: list[Path]) -> tuple[list[dict], list[dict]]:

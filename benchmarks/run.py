@@ -26,12 +26,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import labels_edit  # noqa: E402
 import volumes  # noqa: E402
 from report import environment, markdown  # noqa: E402
 
 DEFAULT_SIZE = (2, 128, 2048, 2048)
 QUICK_SIZE = (2, 64, 1024, 1024)
-AREAS = ("save", "labels", "memory", "open", "viewer", "http", "s3")
+AREAS = ("save", "labels", "memory", "open", "viewer", "http", "s3", "labels-edit")
 
 IMAGE_CASES = [
     ("ours-0.5", "ours", {"version": "0.5"}),
@@ -78,12 +79,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--delay", type=float, default=0.02, help="HTTP latency per request (s)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per case")
     parser.add_argument(
+        "--edit-size",
+        type=lambda s: tuple(int(v) for v in s.split(",")),
+        help=f"labels-edit shape z,y,x; default {labels_edit.SHAPE} "
+        f"({labels_edit.QUICK_SHAPE} with --quick)",
+    )
+    parser.add_argument(
+        "--full-rewrite",
+        action="store_true",
+        help="labels-edit: also time a full rewrite of the edited labels (minutes at full size)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="record save cases with py-spy into --out (adds overhead)",
     )
     args = parser.parse_args(argv)
     args.size = args.size or (QUICK_SIZE if args.quick else DEFAULT_SIZE)
+    args.edit_size = args.edit_size or (
+        labels_edit.QUICK_SHAPE if args.quick else labels_edit.SHAPE
+    )
     if len(args.size) != 4:
         parser.error("--size needs four integers: c,z,y,x")
     args.areas = [a for a in args.areas.split(",") if a]
@@ -295,18 +310,42 @@ def run_s3_opens(runner: Runner, store: Path) -> None:
         server.wait(10)
 
 
+def run_label_edits(runner: Runner) -> None:
+    """The labels-edit area: one stroke saved in place, against its ceiling and peers."""
+    shape = runner.args.edit_size
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        store = pool.submit(labels_edit.ensure_store, runner.workdir, shape).result()
+    cases = [*labels_edit.CASES]
+    if runner.args.full_rewrite:
+        cases.append(labels_edit.FULL_REWRITE)
+    for case in cases:
+        if not runner.wanted("labels-edit", case):
+            continue
+        params = {"shape": list(shape), "out": str(runner.outdir / "labels-edit")}
+        spec = {"area": "labels-edit", "case": case, "tool": case.split("-")[0], "store": store}
+        wrap = None
+        if case == "ours-napari" and not os.environ.get("DISPLAY"):
+            wrap = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24"]
+        runner.run({**spec, "params": params}, wrap)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runner = Runner(args)
     args.out.mkdir(parents=True, exist_ok=True)
     env_before = environment()
     start = time.perf_counter()
-    print(f"inputs {args.size} in {runner.workdir}", flush=True)
-    inputs = ensure_inputs(runner.workdir, args.size)
-    generation_s = time.perf_counter() - start
-    run_saves(runner, inputs)
-    if {"open", "viewer", "http", "s3"} & set(args.areas):
-        run_opens(runner, open_store_for(runner, inputs))
+    generation_s = 0.0
+    if set(args.areas) - {"labels-edit"}:
+        print(f"inputs {args.size} in {runner.workdir}", flush=True)
+        inputs = ensure_inputs(runner.workdir, args.size)
+        generation_s = time.perf_counter() - start
+        run_saves(runner, inputs)
+        if {"open", "viewer", "http", "s3"} & set(args.areas):
+            run_opens(runner, open_store_for(runner, inputs))
+    if "labels-edit" in args.areas:
+        run_label_edits(runner)
     env = environment()
     env["load_before"] = env_before["load"]
     env.update(size=list(args.size), input_generation_s=generation_s, command=sys.argv)

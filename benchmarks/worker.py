@@ -68,7 +68,12 @@ def main() -> None:
     record = {key: spec[key] for key in ("case", "area", "tool", "kind") if key in spec}
     record["params"] = spec.get("params", {})
     try:
-        runner = run_save if "src" in spec else run_open
+        if spec["area"] == "labels-edit":
+            import labels_edit
+
+            runner = labels_edit.run_case
+        else:
+            runner = run_save if "src" in spec else run_open
         record.update(runner(spec))
         record["ok"] = True
     except Exception as exc:

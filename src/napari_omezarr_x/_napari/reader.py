@@ -6,7 +6,7 @@ looks at metadata names and returns None quickly for anything that is not
 OME-Zarr. The returned function reads the metadata, builds layer data tuples
 (see layers.py) and raises errors that name the path and the problem.
 
-Three napari integrations live here too:
+Napari integrations live here too:
 - a window's `min`/`max` becomes the contrast slider's range once a layer is
   added (layer data tuples cannot carry it);
 - layers are handed to napari hidden and shown once added: napari reads the
@@ -14,6 +14,8 @@ Three napari integrations live here too:
   there would abort `viewer.open` (at start-up, napari itself: `napari
   broken.ome.zarr` exited). Shown after insertion, a failed first read leaves
   that layer hidden with a notification naming the array, and the rest opens;
+- labels layers switch to full-resolution editing when a paint tool is
+  picked (see editing.py);
 - the first time the plugin is used, `.zarr` folders, URLs and paths inside
   them are associated with this reader in napari's preferences, unless the
   user already chose a reader for zarr data, so that dropping a `.zarr`
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_omezarr_x._napari.editing import prepare_layer
 from napari_omezarr_x._napari.layers import LayerData, layers_for_images
 from napari_omezarr_x.errors import NotOmeZarrError, OmeZarrXError
 from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
@@ -85,7 +88,7 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     layers: list[LayerData] = []
     for one in _as_paths(path):
         layers.extend(_read_one(one))
-    if _watch_current_viewer():
+    if watch_current_viewer():
         for _, meta, _ in layers:
             _hide_until_added(meta)
     register_default_reader()
@@ -93,7 +96,7 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
 
 
 def _hide_until_added(meta: dict[str, Any]) -> None:
-    """Hand a layer to napari hidden; `_on_inserted` shows it once it is added."""
+    """Hand a layer to napari hidden; `watch_viewer` shows it once it is added."""
     block = (meta.get("metadata") or {}).get("omezarr")
     if meta.get("visible", True) and isinstance(block, dict):
         meta["visible"] = False
@@ -200,23 +203,31 @@ def _as_number(value: Any) -> float | None:
     return number if np.isfinite(number) else None
 
 
-def _on_inserted(event: Any) -> None:
-    apply_contrast_range(event.value)
-    reveal(event.value)
-
-
-def _watch_current_viewer() -> bool:
-    """Apply window ranges to our layers, and show them, as the current viewer adds
-    them; False when there is no viewer to watch."""
-    import napari
-
-    viewer = napari.current_viewer()
+def watch_viewer(viewer: Any) -> bool:
+    """Prepare our layers as `viewer` adds them: window ranges, showing them, and
+    labels that switch to editing when a paint tool is picked; False without a viewer."""
     if viewer is None:
         return False
     if viewer not in _hooked_viewers:
-        viewer.layers.events.inserted.connect(_on_inserted)
+        viewer_ref = weakref.ref(viewer)
+
+        def on_inserted(event: Any) -> None:
+            apply_contrast_range(event.value)
+            reveal(event.value)
+            current = viewer_ref()
+            if current is not None:
+                prepare_layer(current, event.value)
+
+        viewer.layers.events.inserted.connect(on_inserted)
         _hooked_viewers.add(viewer)
     return True
+
+
+def watch_current_viewer() -> bool:
+    """`watch_viewer` for the viewer napari is opening layers in."""
+    import napari
+
+    return watch_viewer(napari.current_viewer())
 
 
 # --- reader preference ----------------------------------------------------------

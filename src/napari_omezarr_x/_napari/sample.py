@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from napari_omezarr_x._napari.layers import layers_for_images
+from napari_omezarr_x._napari.reader import watch_current_viewer
 from napari_omezarr_x.read import read_ome_zarr
 from napari_omezarr_x.sample import ensure_sample
 
@@ -29,6 +30,7 @@ def cells3d() -> list[LayerDataTuple]:
     Generates the sample into the cache on first use (a few seconds), then reads it.
     """
     path = ensure_sample()
+    watch_current_viewer()  # its labels switch to editing when a paint tool is picked
     return layers_for_images(read_ome_zarr(str(path)))
 
 

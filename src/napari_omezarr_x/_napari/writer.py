@@ -4,7 +4,9 @@ napari calls `write_layers(path, [(data, meta, layer_type), ...])` for a
 multi-layer selection and `write_image` / `write_labels(path, data, meta)`
 for a single layer. The layer metadata is turned into plain values and the
 core writer (`napari_omezarr_x.write`, `layout`) does the rest. Saving only
-labels layers onto an existing OME-Zarr image adds them under its `labels/`.
+labels layers onto an existing OME-Zarr image adds them under its `labels/`;
+labels layers being edited (see editing.py) saved onto the store they came
+from are saved in place, rewriting only what changed.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from napari_omezarr_x._napari.layers import with_colormap_name
 from napari_omezarr_x.errors import SaveError
 from napari_omezarr_x.model import Channel
 from napari_omezarr_x.storage import url_scheme
-from napari_omezarr_x.write import add_labels, is_image, write_store
+from napari_omezarr_x.write import EditableLabels, add_labels, is_image, write_store
 from napari_omezarr_x.write.layout import LayerInput, group_name, plan_layout
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".ome.zarr"
+#: Appended to the name of a labels layer with unsaved edits (see editing.py).
+EDIT_MARKER = " *"
 
 
 def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
@@ -62,13 +66,51 @@ def write_with_options(
 def _write_layers(path: str, layer_data: list[tuple[Any, dict, str]], **options: Any) -> list[str]:
     """write_layers; `options` (version, compression, shards) go to `write_store`."""
     target = target_path(path)
+    if layer_data and all(_saved_in_place(data, path, kind) for data, _, kind in layer_data):
+        return [_save_in_place(data, meta) for data, meta, _ in layer_data]
     layers = [_layer_input(data, meta, kind) for data, meta, kind in layer_data]
     if layers and all(layer.kind == "labels" for layer in layers) and is_image(target):
-        return _add_labels(target, layers)
-    images, labels = plan_layout(layers)
-    options.setdefault("version", _version(layer_data))
-    with _ProgressBar(f"Saving {_name(target)}") as report:
-        return write_store(target, images, labels, overwrite=True, progress=report, **options)
+        written = _add_labels(target, layers)
+    else:
+        images, labels = plan_layout(layers)
+        options.setdefault("version", _version(layer_data))
+        with _ProgressBar(f"Saving {_name(target)}") as report:
+            written = write_store(
+                target, images, labels, overwrite=True, progress=report, **options
+            )
+    _mark_saved(layer_data, written)
+    return written
+
+
+def _saved_in_place(data: Any, path: str, kind: str) -> bool:
+    """Whether `data` is a label image being edited whose own store is the target:
+    the store root holding it under `labels/`, or the label image itself."""
+    folder = data.image.folder if isinstance(data, EditableLabels) else None
+    if kind != "labels" or folder is None or url_scheme(os.fspath(path)) is not None:
+        return False
+    target = Path(path).expanduser().resolve()
+    folder = folder.resolve()
+    return folder == target or (folder.parent.name == "labels" and folder.parent.parent == target)
+
+
+def _save_in_place(data: EditableLabels, meta: dict) -> str:
+    colormap = meta.get("colormap")
+    with _ProgressBar(f"Saving {data.image.name}") as report:
+        data.save(
+            colors=colormap.map if hasattr(colormap, "map") else None,
+            properties=_properties(meta.get("features")),
+            progress=report,
+        )
+    return str(data.image.folder)
+
+
+def _mark_saved(layer_data: list[tuple[Any, dict, str]], written: list[str]) -> None:
+    """Edited label images just rewritten whole at their own place hold their edits now."""
+    places = {Path(w).resolve() for w in written if url_scheme(w) is None}
+    for data, _, _ in layer_data:
+        folder = data.image.folder if isinstance(data, EditableLabels) else None
+        if folder is not None and folder.resolve() in places:
+            data.mark_saved()
 
 
 def _version(layer_data: list[tuple[Any, dict, str]]) -> str:
@@ -129,10 +171,13 @@ def _layer_input(data: Any, meta: dict, kind: str) -> LayerInput:
     """Plain values from napari's layer metadata."""
     omezarr = (meta.get("metadata") or {}).get("omezarr") or {}
     units = meta.get("units")
+    name = str(meta.get("name") or kind)
+    if isinstance(data, EditableLabels) and name.endswith(EDIT_MARKER):
+        name = name[: -len(EDIT_MARKER)]
     layer = LayerInput(
         data=data,
         kind=kind,
-        name=str(meta.get("name") or kind),
+        name=name,
         axis_labels=meta.get("axis_labels"),
         units=None if units is None else [str(u) for u in units],
         scale=meta.get("scale"),

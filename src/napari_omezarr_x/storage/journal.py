@@ -3,10 +3,11 @@
 Saving label edits replaces a few dozen chunk files across the levels of a
 label image, and the levels must agree with each other. Each new file is first
 written in full (and flushed to disk) into a hidden staging folder inside the
-folder being updated, `.omezarrx-update-<pid>-<token>/`. The list of files to
-put and to delete is then written atomically as `journal.json` in that folder:
-that is the commit point. Only then are the staged files renamed over their
-targets, one atomic rename each, and the deletions done.
+folder being updated, `.omezarrx-update-<pid>-<token>/` (as numbered files).
+The list of files to put (staged name, target key) and to delete is then
+written atomically as `journal.json` in that folder: that is the commit point.
+Only then are the staged files renamed over their targets, one atomic rename
+each, and the deletions done.
 
 - Killed before the commit point, the folder is untouched; the staging folder
   is removed by the next update or recovery (once its process is gone).
@@ -115,7 +116,10 @@ def read_journal(staging: Path) -> dict[str, Any] | None:
         # journal.json is written atomically, so it is whole or absent; anything
         # else is damage from outside that must not be guessed around.
         raise StoreAccessError(f"{staging / JOURNAL}: unreadable update journal ({exc})") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("put"), list):
+    puts = doc.get("put") if isinstance(doc, dict) else None
+    if not isinstance(puts, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(v, str) for v in p) for p in puts
+    ):
         raise StoreAccessError(f"{staging / JOURNAL}: not an update journal")
     return doc
 
@@ -140,9 +144,9 @@ def unfinished(folder: Path) -> list[tuple[str, bool]]:
 def _apply(folder: Path, staging: Path, doc: Mapping[str, Any]) -> int:
     """Move every staged file of `doc` into place and do its deletions (idempotent)."""
     done = 0
-    for key in doc.get("put", []):
-        key = _check_key(str(key))
-        source, target = staging / key, folder / key
+    for staged, key in doc.get("put", []):
+        key = _check_key(key)
+        source, target = staging / _check_key(staged), folder / key
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(source, target)
@@ -210,7 +214,7 @@ class FolderUpdate:
         self.folder = Path(folder)
         self.info = dict(info or {})
         self.staging: Path | None = None
-        self._puts: list[str] = []
+        self._puts: list[list[str]] = []
         self._deletes: list[str] = []
         self._lock: contextlib.AbstractContextManager[bool] | None = None
         self.committed = False
@@ -231,13 +235,13 @@ class FolderUpdate:
         """Stage `data` as the new content of the file `key`."""
         assert self.staging is not None, "use FolderUpdate as a context manager"
         key = _check_key(key)
-        path = self.staging / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as fh:
+        # Staged files are numbered in one flat folder: no sub-folders to make or remove.
+        staged = f"{len(self._puts):06d}"
+        with open(self.staging / staged, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        self._puts.append(key)
+        self._puts.append([staged, key])
 
     def delete(self, key: str) -> None:
         """Stage the removal of the file `key` (nothing happens if it does not exist)."""

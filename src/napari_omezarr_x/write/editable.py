@@ -233,11 +233,13 @@ class EditableArray:
             )
         index = tuple(slice(lo, hi) for lo, hi in box)
         try:
-            return np.array(self.array[index], dtype=self.dtype, copy=True)
+            data = np.asarray(self.array[index], dtype=self.dtype)
         except Exception as exc:
             raise StoreAccessError(
                 f"{self.where}: cannot read chunk data at {index}: {type(exc).__name__}: {exc}"
             ) from exc
+        # zarr hands out a new array; copy only what is not ours to change.
+        return data if data.flags.writeable and data.base is None else data.copy()
 
     def _chunk(self, chunk: Chunk) -> np.ndarray:
         """The current content of `chunk` (edited or stored); do not modify it."""

@@ -1,0 +1,96 @@
+"""Ask before a napari window with unsaved label edits closes.
+
+napari 0.9 offers no public hook on window close (its task-status list only
+reaches the confirmation dialog of closes made by the window manager), so an
+event filter on the main window sees every Close event first: from the
+window's close button, File > Close Window (Ctrl+W) and Quit (Ctrl+Q). It
+asks to save, discard or cancel. A close made from code (`viewer.close()`,
+which hides the canvas before closing the window) is not asked about.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from napari.utils.notifications import show_warning
+from qtpy.QtCore import QEvent, QObject
+from qtpy.QtWidgets import QMessageBox
+
+from napari_omezarr_x.errors import OmeZarrXError
+
+if TYPE_CHECKING:
+    import napari
+
+logger = logging.getLogger(__name__)
+
+
+class CloseGuard(QObject):
+    """Event filter of a napari main window: Save / Discard / Cancel on unsaved edits."""
+
+    def __init__(self, viewer: napari.Viewer, window: QObject) -> None:
+        super().__init__(window)
+        self._viewer = weakref.ref(viewer)
+
+    @classmethod
+    def install(cls, viewer: napari.Viewer, window: QObject) -> CloseGuard:
+        guard = cls(viewer, window)
+        window.installEventFilter(guard)
+        return guard
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.Close:
+            return False
+        viewer = self._viewer()
+        if viewer is None or not _closed_by_user(viewer):
+            return False
+        if self.confirm(viewer):
+            return False
+        event.ignore()
+        return True
+
+    def confirm(self, viewer: napari.Viewer) -> bool:
+        """Whether the window may close: nothing unsaved, saved, or discarded by the user."""
+        from .editing import base_name, edits_of, save_layer, unsaved
+
+        layers = unsaved(viewer)
+        if not layers:
+            return True
+        names = ", ".join(base_name(layer) for layer in layers)
+        answer = ask(
+            "Unsaved label edits",
+            f"{names} {'has' if len(layers) == 1 else 'have'} unsaved edits.\n"
+            "Save them into the OME-Zarr before closing?",
+        )
+        if answer == QMessageBox.StandardButton.Cancel:
+            return False
+        if answer == QMessageBox.StandardButton.Discard:
+            for layer in layers:
+                labels = edits_of(layer)
+                if labels is not None:
+                    labels.discard()
+            return True
+        for layer in layers:
+            try:
+                save_layer(layer)
+            except (OmeZarrXError, OSError) as exc:
+                show_warning(f"{base_name(layer)} not saved, window kept open: {exc}")
+                return False
+        return True
+
+
+def ask(title: str, text: str) -> Any:
+    """Save / Discard / Cancel, Save by default."""
+    buttons = (
+        QMessageBox.StandardButton.Save
+        | QMessageBox.StandardButton.Discard
+        | QMessageBox.StandardButton.Cancel
+    )
+    return QMessageBox.question(None, title, text, buttons, QMessageBox.StandardButton.Save)
+
+
+def _closed_by_user(viewer: napari.Viewer) -> bool:
+    """napari's own `Window.close()` hides the canvas first; the user's closes do not."""
+    qt_viewer = getattr(viewer.window, "_qt_viewer", None)
+    return qt_viewer is None or qt_viewer.isVisible()
