@@ -114,3 +114,33 @@ def save_one_edit(path: str, edit: tuple[int, ...], messages) -> None:
     start = time.perf_counter()
     labels.save()
     messages.send(("saved", time.perf_counter() - start))
+
+
+def drag(viewer, points) -> None:
+    """A left-button drag over a shown viewer's canvas through world points (y, x),
+    sent as real Qt mouse events (napari turns them into its own mouse callbacks)."""
+    from qtpy.QtCore import QEvent, QPointF, Qt
+    from qtpy.QtGui import QMouseEvent
+    from qtpy.QtWidgets import QApplication
+
+    canvas = viewer.window._qt_viewer.canvas.native
+    camera = viewer.scene.camera
+    cy, cx = camera.center[-2:]
+    w, h = canvas.width(), canvas.height()
+    pixels = [
+        QPointF(w / 2 + (x - cx) * camera.zoom, h / 2 + (y - cy) * camera.zoom) for y, x in points
+    ]
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+
+    def send(kind, pos, button, buttons) -> None:
+        event = QMouseEvent(
+            kind, pos, canvas.mapToGlobal(pos), button, buttons, Qt.KeyboardModifier.NoModifier
+        )
+        QApplication.sendEvent(canvas, event)
+
+    send(QEvent.Type.MouseButtonPress, pixels[0], left, left)
+    for pos in pixels[1:]:
+        send(QEvent.Type.MouseMove, pos, none, left)
+        QApplication.processEvents()
+    send(QEvent.Type.MouseButtonRelease, pixels[-1], left, none)
+    QApplication.processEvents()

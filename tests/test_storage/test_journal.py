@@ -88,7 +88,7 @@ def test_uncommitted_staging_of_a_live_process_is_kept(folder):
 
 @pytest.mark.parametrize("key", ["../escape", "/abs", "a/../../b", "", f"{journal.PREFIX}x/y"])
 def test_keys_cannot_leave_the_folder(folder, key):
-    with journal.FolderUpdate(folder) as update, pytest.raises(ValueError, match="key|staging"):
+    with journal.FolderUpdate(folder) as update, pytest.raises(ValueError, match=r"key|staging"):
         update.put(key, b"x")
 
 
