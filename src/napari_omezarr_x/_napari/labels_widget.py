@@ -32,7 +32,10 @@ class LabelsEditWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
-        self.viewer = napari_viewer
+        # napari hands plugin widgets a proxy of the viewer whose layers are proxies
+        # too; editing replaces layers and follows them by identity, so it works on
+        # the viewer itself (the proxy's public `__wrapped__`).
+        self.viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)
         self.layer: napari.layers.Labels | None = None
         self._watched: Any = None
         editing.guard_viewer(self.viewer)

@@ -80,6 +80,8 @@ class LabelImage:
     read_only: str | None = None
     pyramid_error: str | None = None
     recovered: int = 0
+    #: The multiscale's `type` (how its levels were made), when the store says.
+    method: str | None = None
     _encoders: dict[int, tuple[Any, dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -276,6 +278,7 @@ def open_label_image(path: str | os.PathLike[str]) -> LabelImage:
         read_only=read_only,
         pyramid_error=problem,
         recovered=recovered,
+        method=ms.raw.get("type") if isinstance(ms.raw.get("type"), str) else None,
     )
 
 

@@ -86,7 +86,7 @@ class EditableLabels(EditableArray):
         *,
         colors: Colors | None = None,
         properties: Sequence[Mapping[str, Any]] | None = None,
-        downsample: pyramid.Method = "mode",
+        downsample: pyramid.Method | None = None,
         progress: Progress | None = None,
     ) -> SaveReport:
         """Write the edits back (see `save_labels`)."""
@@ -114,7 +114,7 @@ def update_labels(
     *,
     colors: Colors | None = None,
     properties: Sequence[Mapping[str, Any]] | None = None,
-    downsample: pyramid.Method = "mode",
+    downsample: pyramid.Method | None = None,
     progress: Progress | None = None,
 ) -> SaveReport:
     """Set `labels[key] = values` in the label image at `path` and save only what changed."""
@@ -133,7 +133,7 @@ def save_labels(
     *,
     colors: Colors | None = None,
     properties: Sequence[Mapping[str, Any]] | None = None,
-    downsample: pyramid.Method = "mode",
+    downsample: pyramid.Method | None = None,
     progress: Progress | None = None,
 ) -> SaveReport:
     """Save the edits of `labels` into its store, rewriting only what changed.
@@ -141,14 +141,17 @@ def save_labels(
     `colors` (value -> RGBA in 0-1, or a function from an array of values to
     RGBA rows, such as a napari colormap's `map`) and `properties` (dicts with
     `label-value`) are used for label values that appear for the first time.
-    `downsample` must be the method the pyramid was made with ('mode', the
-    writer's default for labels, or 'nearest'). Raises ReadOnlyStoreError for
-    stores that cannot be written, MetadataError for pyramids that are not
-    halvings of their level 0.
+    `downsample` is the method the pyramid was made with: 'mode' (the writer's
+    default for labels) or 'nearest'; by default the multiscale's `type` when
+    it names one of them, else 'mode'. Raises ReadOnlyStoreError for stores
+    that cannot be written, MetadataError for pyramids that are not halvings
+    of their level 0.
     """
+    image = labels.image
+    if downsample is None:
+        downsample = "nearest" if image.method == "nearest" else "mode"
     if downsample not in ("mode", "nearest"):
         raise ValueError(f"labels are downsampled with 'mode' or 'nearest', not {downsample!r}")
-    image = labels.image
     image.check_writable()
     start = time.perf_counter()
     report = SaveReport(written=[0] * len(image.levels), deleted=[0] * len(image.levels))
