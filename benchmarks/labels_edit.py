@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -192,40 +193,13 @@ def _zarr_ceiling(store: str, params: dict, z: int, dabs: list) -> dict:
     return {"open_s": opened - start, "stroke_s": 0.0, "save_s": saved - painted}
 
 
-def drag(viewer, points: list[tuple[float, float]]) -> None:
-    """A left-button drag over the canvas through world points (y, x), as real Qt events."""
-    from qtpy.QtCore import QEvent, QPointF, Qt
-    from qtpy.QtGui import QMouseEvent
-    from qtpy.QtWidgets import QApplication
-
-    canvas = viewer.window._qt_viewer.canvas.native
-    camera = viewer.scene.camera
-    cy, cx = camera.center[-2:]
-    w, h = canvas.width(), canvas.height()
-    pixels = [
-        QPointF(w / 2 + (x - cx) * camera.zoom, h / 2 + (y - cy) * camera.zoom) for y, x in points
-    ]
-    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
-
-    def send(kind, pos, button, buttons) -> None:
-        event = QMouseEvent(
-            kind, pos, canvas.mapToGlobal(pos), button, buttons, Qt.KeyboardModifier.NoModifier
-        )
-        QApplication.sendEvent(canvas, event)
-
-    send(QEvent.Type.MouseButtonPress, pixels[0], left, left)
-    for pos in pixels[1:]:
-        send(QEvent.Type.MouseMove, pos, none, left)
-        QApplication.processEvents()
-    send(QEvent.Type.MouseButtonRelease, pixels[-1], left, none)
-    QApplication.processEvents()
-
-
 def _ours_napari(store: str, params: dict, z: int, dabs: list) -> dict:
     import napari
     from iostats import peak_rss_mb
     from qtpy.QtWidgets import QApplication
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from label_edit_helpers import drag  # the tests' real Qt mouse drag
     from napari_omezarr_x._napari import editing
 
     viewer = napari.Viewer(show=True)
