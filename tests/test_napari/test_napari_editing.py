@@ -337,3 +337,24 @@ def test_a_large_sparse_label_image_in_the_viewer(make_napari_viewer, qtbot, tmp
     assert len(changed) == report.files <= 2 * len(report.written)
     assert_consistent(path)
     shutil.rmtree(path)
+
+
+def test_a_label_image_without_pyramid_is_edited_in_place(make_napari_viewer, qtbot, tmp_path):
+    path = tmp_path / "flat.ome.zarr"
+    data = np.zeros((3, 64, 64), dtype=np.uint8)
+    data[1, 10:20, 10:20] = 4
+    write_labels(path, data, levels=1)
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin=PLUGIN)
+    (overview,) = viewer.layers
+    assert not overview.multiscale
+    layer = pick_tool(qtbot, viewer, editing.base_name(overview))
+    assert layer is overview  # no pyramid: the same layer gets the editable data
+    assert layer.mode == "paint"
+    layer.paint((1, 40, 40), 9)
+    editing.save_active_labels(viewer)  # the menu command
+    assert levels(path)[0][1, 40, 40] == 9
+    back = editing.stop_editing(viewer, layer)
+    assert back is layer
+    assert editing.edits_of(back) is None
+    assert np.asarray(back.data)[1, 40, 40] == 9

@@ -24,7 +24,7 @@ def forkserver():
     """Children forked from a server that has already imported zarr and the writer."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["zarr", "numpy", "napari_omezarr_x.write", "label_edit_helpers"]
+        ["zarr", "numpy", "pytest", "napari_omezarr_x.write", "label_edit_helpers"]
     )
     return context
 

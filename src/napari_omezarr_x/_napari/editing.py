@@ -155,8 +155,9 @@ def prepare_layer(viewer: napari.Viewer, layer: Any) -> None:
         mode = str(getattr(event, "mode", None) or getattr(lyr, "mode", ""))
         if lyr is None or vwr is None or mode not in PAINT_MODES or edits_of(lyr) is not None:
             return
-        if lyr.multiscale:
-            lyr.mode = "pan_zoom"  # never paint into the pyramid, even for a moment
+        # Never paint into the pyramid or the lazy stored level, even for a moment:
+        # the editing layer takes the tool once it is there.
+        lyr.mode = "pan_zoom"
         _later(lambda: _switch_for_tool(vwr, lyr, mode))
 
     layer.events.mode.connect(on_mode)
