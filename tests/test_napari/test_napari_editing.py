@@ -318,6 +318,18 @@ def test_3d_switches_big_volumes_back_to_the_overview(
     with pytest.raises(editing.OmeZarrXError, match="switch to 2D"):
         editing.start_editing(viewer, layer_named(viewer, "other"))
 
+    monkeypatch.setattr(editing, "MAX_3D_BYTES", 1 << 30)  # small volumes are edited in 3D
+    viewer.dims.ndisplay = 2
+    editing.discard_edits(layer)
+    layer.visible = True
+    viewer.dims.ndisplay = 3
+    assert editing.edits_of(layer_named(viewer, "cells")) is layer.data
+    layer.n_edit_dimensions = 3
+    layer.paint((2, 30, 30), 17)
+    editing.save_layer(layer)
+    assert levels(path / "labels" / "cells")[0][2, 30, 30] == 17
+    assert_consistent(path / "labels" / "cells")
+
 
 def test_a_large_sparse_label_image_in_the_viewer(make_napari_viewer, qtbot, tmp_path):
     path = tmp_path / "big.ome.zarr"

@@ -2,8 +2,10 @@
 
 `read_ome_zarr` is the entry point, `looks_like_ome_zarr` the cheap test napari
 runs first. Layers, from the bottom: `nodes` (groups and arrays of a location),
-`lazy` (dask views), `images` (multiscales and labels), `plates` (plates and
-wells as mosaics), `reader` (dispatch and collections), `probe`. May import
+`lazy` (dask views), `images` (multiscales and labels; a label image whose
+save of edits was interrupted is completed first, see `storage.journal`),
+`plates` (plates and wells as mosaics), `reader` (dispatch and collections),
+`probe`. May import
 `storage`, `spec`, `model` and `errors`; never `write` or napari.
 """
 
