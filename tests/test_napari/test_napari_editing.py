@@ -364,7 +364,10 @@ def test_a_label_image_without_pyramid_is_edited_in_place(make_napari_viewer, qt
     assert layer is overview  # no pyramid: the same layer gets the editable data
     assert layer.mode == "paint"
     layer.paint((1, 40, 40), 9)
-    editing.save_active_labels(viewer)  # the menu command
+    from napari._app_model import get_app_model
+
+    # The menu entry (Layers > Annotate, File > IO Utilities), run as napari runs it.
+    get_app_model().commands.execute_command("napari-omezarr-x.save_labels").result()
     assert levels(path)[0][1, 40, 40] == 9
     back = editing.stop_editing(viewer, layer)
     assert back is layer
