@@ -168,8 +168,8 @@ def _switch_for_tool(viewer: napari.Viewer, layer: Labels, mode: str) -> None:
         return
     try:
         start_editing(viewer, layer, mode=mode)
-    except OmeZarrXError as exc:
-        show_warning(str(exc))
+    except (OmeZarrXError, OSError) as exc:
+        show_warning(f"{base_name(layer)} cannot be edited: {exc}")
 
 
 def start_editing(viewer: napari.Viewer, layer: Labels, *, mode: str | None = None) -> Labels:
