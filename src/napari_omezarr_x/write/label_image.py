@@ -283,10 +283,13 @@ def open_label_image(path: str | os.PathLike[str]) -> LabelImage:
 
 
 def _read_only_reason(kind: str, folder: Path | None) -> str | None:
-    if kind == "zip":
+    if kind in ("zip", "zip-remote"):
         return "zipped stores are read-only"
+    if kind == "http":
+        return "http(s) stores are read-only"
     if kind != "local" or folder is None:
-        return f"{kind} stores are read-only"
+        # Object stores have no rename: the journal of local folders does not apply.
+        return "label edits are saved in place into local folders only (this is not one)"
     try:
         atomic.ensure_writable(folder, "label edits cannot be saved back")
     except (ReadOnlyStoreError, StoreAccessError) as exc:
