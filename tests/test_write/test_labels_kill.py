@@ -111,6 +111,7 @@ def test_killed_saves_leave_old_or_new_labels_and_a_consistent_pyramid(
             assert not pending
             outcomes["old"] += 1
         assert_consistent(path)
-    assert validate_store(str(path)).valid
+    final = validate_store(str(path))
+    assert final.valid, [e.message[-300:] for e in final.errors]
     assert sum(outcomes.values()) == KILLS[version]
     assert outcomes["old"] > 0  # kills early in a save left the previous labels

@@ -175,7 +175,11 @@ def test_a_large_sparse_label_image_changes_only_a_few_files(tmp_path):
     # each coarser level has one chunk per plane above them.
     assert 1 <= report.written[0] <= 4
     assert len(changed) == report.files
-    assert all(k.split("/")[0] in {"0", "1", "2", "3", "4"} for k in changed)
+    # Chunks of the levels, and the metadata: the new value 12 gets a colour.
+    assert all(k.split("/")[0] in {"0", "1", "2", "3", "4"} for k in changed - {"zarr.json"})
+    assert report.added_values == [12]
+    colors = {c["label-value"] for c in _ome(path)["image-label"]["colors"]}
+    assert 12 in colors
     expected = np.zeros(shape[1:], dtype=np.uint32)
     expected[1000:1300, 1000:1300] = seeded[0]
     expected[stroke] = 12

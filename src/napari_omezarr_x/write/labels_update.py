@@ -36,7 +36,7 @@ import numpy as np
 from napari_omezarr_x.spec import metadata as md
 
 from . import pyramid
-from .documents import image_label_json
+from .documents import default_label_colors, image_label_json
 from .editable import MEMORY_BUDGET, Box, EditableArray
 from .label_image import LabelImage, Level, open_label_image
 
@@ -139,8 +139,9 @@ def save_labels(
     """Save the edits of `labels` into its store, rewriting only what changed.
 
     `colors` (value -> RGBA in 0-1, or a function from an array of values to
-    RGBA rows, such as a napari colormap's `map`) and `properties` (dicts with
-    `label-value`) are used for label values that appear for the first time.
+    RGBA rows, such as a napari colormap's `map`; by default the writer's own
+    palette) and `properties` (dicts with `label-value`) are used for label
+    values that appear for the first time.
     `downsample` is the method the pyramid was made with: 'mode' (the writer's
     default for labels) or 'nearest'; by default the multiscale's `type` when
     it names one of them, else 'mode'. Raises ReadOnlyStoreError for stores
@@ -328,7 +329,8 @@ def _image_label(
         if isinstance(e, dict) and isinstance(e.get("label-value"), int | float)
     }
     fresh_colors = sorted(appeared - listed_colors - {0}) if "colors" in block else []
-    rgba = _rgba(colors, fresh_colors)
+    # Without colours given, new values get the writer's own palette.
+    rgba = _rgba(default_label_colors if colors is None else colors, fresh_colors)
     new_colors = sorted(rgba)
     rows = {
         int(p["label-value"]): dict(p)
@@ -346,7 +348,7 @@ def _image_label(
     out = dict(block)
     if "colors" in out:
         kept = [e for e in out["colors"] if not _value_in(e, candidates)]
-        added = image_label_json(rgba, [], image.version).get("colors", [])
+        added = image_label_json(rgba, [], image.version)["colors"] if rgba else []
         out["colors"] = sorted(kept + added, key=_sort_key)
     if "properties" in out or new_props:
         kept = [e for e in out.get("properties") or [] if not _value_in(e, candidates)]
