@@ -286,7 +286,7 @@ def test_closing_the_window_asks_about_unsaved_edits(make_napari_viewer, qtbot, 
     assert window.isVisible()
     assert "cells has unsaved edits" in asked[0]
     answers.append(close_guard.QMessageBox.StandardButton.Save)
-    assert close_guard.CloseGuard(viewer, window).confirm(viewer)  # "Save": saved, may close
+    assert editing.confirm_close(viewer)  # "Save": saved, may close
     assert levels(path / "labels" / "cells")[0][0, 20, 20] == 31
     assert layer.name == "cells"
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from napari.utils.notifications import show_warning
 from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QMessageBox
-
-from napari_omezarr_x.errors import OmeZarrXError
 
 if TYPE_CHECKING:
     import napari
@@ -27,15 +25,24 @@ logger = logging.getLogger(__name__)
 
 
 class CloseGuard(QObject):
-    """Event filter of a napari main window: Save / Discard / Cancel on unsaved edits."""
+    """Event filter of a napari main window that lets `confirm(viewer)` stop a user's close.
 
-    def __init__(self, viewer: napari.Viewer, window: QObject) -> None:
+    `confirm` returns whether the window may close (nothing unsaved, saved, or
+    discarded by the user).
+    """
+
+    def __init__(
+        self, viewer: napari.Viewer, window: QObject, confirm: Callable[[Any], bool]
+    ) -> None:
         super().__init__(window)
         self._viewer = weakref.ref(viewer)
+        self._confirm = confirm
 
     @classmethod
-    def install(cls, viewer: napari.Viewer, window: QObject) -> CloseGuard:
-        guard = cls(viewer, window)
+    def install(
+        cls, viewer: napari.Viewer, window: QObject, confirm: Callable[[Any], bool]
+    ) -> CloseGuard:
+        guard = cls(viewer, window, confirm)
         window.installEventFilter(guard)
         return guard
 
@@ -45,38 +52,9 @@ class CloseGuard(QObject):
         viewer = self._viewer()
         if viewer is None or not _closed_by_user(viewer):
             return False
-        if self.confirm(viewer):
+        if self._confirm(viewer):
             return False
         event.ignore()
-        return True
-
-    def confirm(self, viewer: napari.Viewer) -> bool:
-        """Whether the window may close: nothing unsaved, saved, or discarded by the user."""
-        from .editing import base_name, edits_of, save_layer, unsaved
-
-        layers = unsaved(viewer)
-        if not layers:
-            return True
-        names = ", ".join(base_name(layer) for layer in layers)
-        answer = ask(
-            "Unsaved label edits",
-            f"{names} {'has' if len(layers) == 1 else 'have'} unsaved edits.\n"
-            "Save them into the OME-Zarr before closing?",
-        )
-        if answer == QMessageBox.StandardButton.Cancel:
-            return False
-        if answer == QMessageBox.StandardButton.Discard:
-            for layer in layers:
-                labels = edits_of(layer)
-                if labels is not None:
-                    labels.discard()
-            return True
-        for layer in layers:
-            try:
-                save_layer(layer)
-            except (OmeZarrXError, OSError) as exc:
-                show_warning(f"{base_name(layer)} not saved, window kept open: {exc}")
-                return False
         return True
 
 

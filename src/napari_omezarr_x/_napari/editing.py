@@ -36,6 +36,7 @@ from napari_omezarr_x.errors import OmeZarrXError
 from napari_omezarr_x.write import EditableLabels, SaveReport
 from napari_omezarr_x.write.label_image import open_label_image
 
+from . import close_guard
 from .writer import EDIT_MARKER, _ProgressBar, _properties
 
 if TYPE_CHECKING:
@@ -402,9 +403,35 @@ def guard_viewer(viewer: napari.Viewer) -> None:
     window = getattr(viewer, "window", None)
     qt_window = getattr(window, "_qt_window", None)
     if qt_window is not None:
-        from .close_guard import CloseGuard
+        close_guard.CloseGuard.install(viewer, qt_window, confirm_close)
 
-        CloseGuard.install(viewer, qt_window)
+
+def confirm_close(viewer: napari.Viewer) -> bool:
+    """Whether the window may close: nothing unsaved, saved, or discarded by the user."""
+    layers = unsaved(viewer)
+    if not layers:
+        return True
+    names = ", ".join(base_name(layer) for layer in layers)
+    answer = close_guard.ask(
+        "Unsaved label edits",
+        f"{names} {'has' if len(layers) == 1 else 'have'} unsaved edits.\n"
+        "Save them into the OME-Zarr before closing?",
+    )
+    if answer == close_guard.QMessageBox.StandardButton.Cancel:
+        return False
+    if answer == close_guard.QMessageBox.StandardButton.Discard:
+        for layer in layers:
+            labels = edits_of(layer)
+            if labels is not None:
+                labels.discard()
+        return True
+    for layer in layers:
+        try:
+            save_layer(layer)
+        except (OmeZarrXError, OSError) as exc:
+            show_warning(f"{base_name(layer)} not saved, window kept open: {exc}")
+            return False
+    return True
 
 
 def _leave_big_volumes(viewer: napari.Viewer) -> None:
