@@ -31,6 +31,9 @@ class _Stats:
 class LatencyHandler(SimpleHTTPRequestHandler):
     """Serves files from ``directory`` after sleeping ``delay`` seconds per request."""
 
+    # Keep connections open between requests, as real web servers and object stores do.
+    protocol_version = "HTTP/1.1"
+
     def __init__(self, *args, delay: float, stats: _Stats, **kwargs) -> None:
         self.delay = delay
         self.stats = stats
@@ -105,12 +108,17 @@ class LatencyHandler(SimpleHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog of 5 drops connections when a client opens
+    # more at once; the kernel retries the dropped ones a second later.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def make_server(directory: str, delay: float, port: int = 0) -> ThreadingHTTPServer:
     """A threading server for ``directory`` on 127.0.0.1 (port 0 picks a free port)."""
     handler = partial(LatencyHandler, delay=delay, stats=_Stats(), directory=directory)
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    server.daemon_threads = True
-    return server
+    return _Server(("127.0.0.1", port), handler)
 
 
 def main() -> None:

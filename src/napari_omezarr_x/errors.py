@@ -27,6 +27,35 @@ class MissingDependencyError(OmeZarrXError, ImportError):
     """An optional package a store needs is not installed; the message names the pip install."""
 
 
+class RemoteReadError(StoreAccessError):
+    """A remote read failed for good: after retries, at its deadline, or permanently.
+
+    Carries what a user or a log needs to act on it: the URL (store and key),
+    the HTTP status when there was one, how many attempts were made and how
+    long they took, and whether the failure was transient (worth trying
+    again later) or permanent (403, a malformed answer).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        key: str = "",
+        status: int | None = None,
+        attempts: int = 1,
+        elapsed: float = 0.0,
+        transient: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.key = key
+        self.status = status
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.transient = transient
+
+
 class StoreExistsError(OmeZarrXError, FileExistsError):
     """A write would replace something that is not an OME-Zarr store."""
 

@@ -16,10 +16,9 @@ import pytest
 import zarr.storage
 
 from conftest import CORPUS
-from http_helpers import QuietHandler, serve
+from http_helpers import QuietHandler, remote_options, serve
 from napari_omezarr_x.errors import StoreAccessError
 from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
-from napari_omezarr_x.storage import locations as store_mod
 from napari_omezarr_x.storage import open_location
 from ngff_fixtures import write_image, write_plate
 
@@ -110,9 +109,8 @@ def test_http_unreachable_raises_quickly():
         read_ome_zarr(f"http://127.0.0.1:{port}/x.zarr")
 
 
-def test_http_silent_server_times_out(monkeypatch):
-    monkeypatch.setattr(store_mod, "HTTP_READ_TIMEOUT", 0.5)
-    with socket.socket() as sock:
+def test_http_silent_server_times_out():
+    with remote_options(read_timeout=0.5, deadline=1.0), socket.socket() as sock:
         # Listening but never answering: the connection succeeds, the reply never comes.
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)

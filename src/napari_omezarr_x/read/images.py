@@ -83,7 +83,7 @@ class ImageReader(NodeReader):
             name=_clean_name(ms.name),
             axes=axes,
             levels=[
-                to_dask(a, self.loc.describe(self.loc.join(path, p)))
+                to_dask(a, self.loc.describe(self.loc.join(path, p)), remote=self.loc.remote)
                 for a, p in zip(arrays, ms.paths, strict=True)
             ],
             scale=(1.0,) * ndim,

@@ -1,20 +1,88 @@
-"""Lazy dask views of zarr arrays, whose read errors name the array and region."""
+"""Lazy dask views of zarr arrays: blocks of several chunks, errors that name the chunk.
+
+How dask blocks map to zarr chunks (`block_shape`, with a byte budget):
+
+- local folders and zip files (budget 0): one block per stored chunk (the
+  inner chunk of a sharded array), as before; reading there is bound by
+  decompression, which dask already spreads over the cores;
+- remote stores (budget `REMOTE_BLOCK_BYTES`): an array of at most the budget
+  is one block (the smallest pyramid levels: one read serves contrast limits,
+  napari's thumbnail and every plane of it); otherwise the axes before the
+  last two keep the stored chunk length (one z plane of 2D-chunked data per
+  block, the chunk's depth for deep-z chunks) and the last two axes (y, x)
+  grow in whole chunks, shorter side first, while the block stays within the
+  budget: a plane tile. The unit grown is the shard when a sharded array's
+  shard fits the budget (one index read per shard), else the (inner) chunk.
+
+Each block is read with one zarr call, and zarr fetches the chunks of one call
+concurrently (up to its `async.concurrency`, raised for remote stores by
+`storage.network`), so the requests in flight no longer depend on how many
+threads dask has: a 2048 x 2048 uint16 plane of 512 x 512 chunks is 4 tiles
+of 4 chunks, 8 requests at once on 2 dask threads. The budget stays small
+because napari reads whole blocks (it widens the region it shows to block
+edges and caches each block it read): a tile larger than the view costs
+bytes, decoding and a bigger texture on every step.
+"""
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Sequence
+from itertools import product
 from typing import Any
 
 import numpy as np
 
-from napari_omezarr_x.errors import StoreAccessError
+from napari_omezarr_x.errors import RemoteReadError, StoreAccessError
+
+#: Largest dask block of a remote array, in bytes: a 1024 x 1024 uint16 tile.
+REMOTE_BLOCK_BYTES = 2 << 20
+#: Chunks re-read one by one to find the one that broke a block read.
+_LOCATE_LIMIT = 64
+
+
+def block_shape(
+    shape: Sequence[int],
+    chunks: Sequence[int],
+    itemsize: int,
+    shards: Sequence[int] | None = None,
+    budget: int = REMOTE_BLOCK_BYTES,
+) -> tuple[int, ...]:
+    """The dask block shape for an array (see the module docstring for the rule)."""
+    shape = tuple(int(s) for s in shape)
+    if not shape:
+        return ()
+    if 0 < math.prod(shape) * itemsize <= budget:
+        return tuple(max(s, 1) for s in shape)
+    unit = tuple(chunks)
+    if shards is not None and math.prod(shards) * itemsize <= budget:
+        unit = tuple(shards)
+    block = [max(1, min(u, s)) for u, s in zip(unit, shape, strict=True)]
+    plane = list(range(max(0, len(shape) - 2), len(shape)))
+    growing = [a for a in plane if block[a] < shape[a]]
+    while growing:
+        # Grow the shorter side first so tiles stay square-ish.
+        axis = min(growing, key=lambda a: block[a])
+        wider = min(shape[axis], block[axis] * 2)
+        trial = [*block]
+        trial[axis] = wider
+        if math.prod(trial) * itemsize > budget:
+            growing.remove(axis)
+            continue
+        block = trial
+        if block[axis] >= shape[axis]:
+            growing.remove(axis)
+    return tuple(block)
 
 
 class ChunkSource:
-    """A zarr array whose read errors name the array and the region.
+    """A zarr array whose read errors name the array, the region and the chunk.
 
     An undecodable chunk or a dropped connection surfaces when napari draws,
-    far from the open call; this makes that message say which array failed.
+    far from the open call; this makes that message say which array and which
+    chunk failed (a remote failure already names its URL, status and
+    attempts; for others the block is re-read chunk by chunk to find it).
     """
 
     def __init__(self, array: Any, where: str) -> None:
@@ -28,21 +96,88 @@ class ChunkSource:
         try:
             return self.array[key]
         except Exception as exc:
-            raise StoreAccessError(
-                f"{self.where}: cannot read chunk data at {key}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._error(key, exc) from exc
+
+    def _error(self, key: Any, exc: Exception) -> StoreAccessError:
+        region = _describe(key)
+        if isinstance(exc, RemoteReadError):
+            return StoreAccessError(f"{self.where}: cannot read {region}: {exc}")
+        culprit = self._locate(key)
+        chunk = f" (chunk {culprit})" if culprit else ""
+        return StoreAccessError(
+            f"{self.where}: cannot read {region}{chunk}: {type(exc).__name__}: {exc}"
+        )
+
+    def _locate(self, key: Any) -> str | None:
+        """The storage key of the first chunk of `key` that fails on its own, if found."""
+        bounds = _bounds(key, self.shape)
+        if bounds is None:
+            return None
+        grid = tuple(self.array.shards or self.array.chunks)
+        ranges = [
+            range(lo // g, (hi - 1) // g + 1) if hi > lo else range(0)
+            for (lo, hi), g in zip(bounds, grid, strict=True)
+        ]
+        for count, coords in enumerate(product(*ranges)):
+            if count >= _LOCATE_LIMIT:
+                return None
+            piece = tuple(
+                slice(c * g, min((c + 1) * g, s))
+                for c, g, s in zip(coords, grid, self.shape, strict=True)
+            )
+            try:
+                self.array[piece]
+            except Exception:
+                return str(self.array.metadata.encode_chunk_key(coords))
+        return None
 
 
-def to_dask(arr: Any, where: str) -> Any:
-    """A lazy dask view of a zarr array, chunked as stored (inner chunks when sharded).
+def _bounds(key: Any, shape: tuple[int, ...]) -> list[tuple[int, int]] | None:
+    """(start, stop) per axis of a key made of ints and unit-step slices, else None."""
+    items = key if isinstance(key, tuple) else (key,)
+    if len(items) > len(shape):
+        return None
+    out = []
+    padded = (*items, *(slice(None),) * (len(shape) - len(items)))
+    for item, size in zip(padded, shape, strict=True):
+        if isinstance(item, int | np.integer):
+            index = int(item) % size if size else 0
+            out.append((index, index + 1))
+        elif isinstance(item, slice) and item.step in (None, 1):
+            start, stop, _ = item.indices(size)
+            out.append((start, max(start, stop)))
+        else:
+            return None
+    return out
 
-    `meta` is given so dask does not read from the array to learn its type.
+
+def _describe(key: Any) -> str:
+    items = key if isinstance(key, tuple) else (key,)
+    parts = []
+    for item in items:
+        if isinstance(item, slice) and item.step in (None, 1):
+            start = "" if item.start is None else item.start
+            stop = "" if item.stop is None else item.stop
+            parts.append(f"{start}:{stop}")
+        else:
+            parts.append(str(item))
+    return f"region [{', '.join(parts)}]"
+
+
+def to_dask(arr: Any, where: str, *, remote: bool = False) -> Any:
+    """A lazy dask view of a zarr array, in blocks of whole chunks (see `block_shape`).
+
+    `remote` arrays get plane tiles of up to REMOTE_BLOCK_BYTES, local ones a
+    block per chunk. `meta` is given so dask does not read from the array to
+    learn its type.
     """
     import dask.array as da
 
+    budget = REMOTE_BLOCK_BYTES if remote else 0
+    blocks = block_shape(arr.shape, arr.chunks, arr.dtype.itemsize, arr.shards, budget)
     return da.from_array(
         ChunkSource(arr, where),
-        chunks=arr.chunks,
+        chunks=blocks,
         name=f"omezarrx-{uuid.uuid4().hex}",
         meta=np.empty((0,) * arr.ndim, dtype=arr.dtype),
         inline_array=True,

@@ -64,20 +64,15 @@ class NodeReader:
     def group(self, path: str) -> Node:
         """The group at `path` (raises the underlying zarr/IO error).
 
-        Once the first group is open its zarr format is assumed for the rest
-        of the store, which saves probing for both formats' files per group.
+        The first group of a store is looked for in both zarr formats at once
+        (`zarr.json`, `.zgroup` and `.zattrs` side by side: one round trip);
+        its format is then assumed for the rest of the store, so later groups
+        cost one request (v3) or two concurrent ones (v2). Consolidated
+        metadata is never probed for: every node is read from its own document.
         """
-        import zarr
-
         fmt = self.zarr_format
         try:
-            group = zarr.open_group(
-                self.loc.store,
-                path=path or None,
-                mode="r",
-                zarr_format=fmt,
-                use_consolidated=False if fmt else None,
-            )
+            group = self._open_group(path, fmt) if fmt else self._probe_group(path)
         except Exception as exc:
             node = self._loose_v2_group(path) if is_missing(exc) else None
             if node is None:
@@ -86,6 +81,29 @@ class NodeReader:
         if fmt is None:
             self.zarr_format = group.metadata.zarr_format
         return Node(dict(group.attrs.asdict()), group.metadata.zarr_format)
+
+    def _open_group(self, path: str, zarr_format: int) -> Any:
+        import zarr
+
+        return zarr.open_group(
+            self.loc.store,
+            path=path or None,
+            mode="r",
+            zarr_format=zarr_format,
+            use_consolidated=False,
+        )
+
+    def _probe_group(self, path: str) -> Any:
+        """The group at `path` in whichever zarr format it has (v3 first), probed concurrently."""
+        v3, v2 = parallel([lambda: self._open_group(path, 3), lambda: self._open_group(path, 2)])
+        for result in (v3, v2):
+            if not isinstance(result, Exception):
+                return result
+        # Both failed: a real error (unreachable, malformed) says more than "missing".
+        for result in (v3, v2):
+            if isinstance(result, Exception) and not is_missing(result):
+                raise result
+        raise v3
 
     def _loose_v2_group(self, path: str) -> Node | None:
         """A zarr v2 group written without `.zgroup` (some older tools): its `.zattrs` only."""

@@ -2,7 +2,9 @@
 
 Holds `StoreLike` (what every public function accepts as a store) and the openers
 of every kind of location (local folders, zip files, http(s) URLs, object stores
-such as S3, GCS and Azure, zarr stores and groups, fsspec mappers), raw key views
+such as S3, GCS and Azure, zarr stores and groups, fsspec mappers), the rules of
+remote reads (`network`: timeouts, retries, requests in flight; `retry`: the zarr
+store wrapper applying them, imported on use as it needs zarr), raw key views
 for the validator, JSON documents of local folders and object stores, crash-safe
 replacement of folders and files, crash-safe updates of many files of one folder
 (`journal`, used to save label edits), and concurrent I/O calls. Everything above
@@ -22,8 +24,6 @@ from .atomic import (
 from .concurrency import parallel
 from .documents import Documents, documents_for, dump_json, read_json, write_json
 from .locations import (
-    HTTP_CONNECT_TIMEOUT,
-    HTTP_READ_TIMEOUT,
     HTTP_SCHEMES,
     METADATA_FILES,
     ZIP_SUFFIXES,
@@ -42,20 +42,21 @@ from .locations import (
     url_scheme,
 )
 from .mappers import open_mapper
+from .network import RemoteSettings, configure_remote, remote_settings, reset_remote
 from .objects import ObjectKeys, object_error, object_scheme, object_store, zarr_object_store
 
 __all__ = [
-    "HTTP_CONNECT_TIMEOUT",
-    "HTTP_READ_TIMEOUT",
     "HTTP_SCHEMES",
     "METADATA_FILES",
     "ZIP_SUFFIXES",
     "Documents",
     "Location",
     "ObjectKeys",
+    "RemoteSettings",
     "StoreLike",
     "check_replaceable",
     "check_scheme",
+    "configure_remote",
     "documents_for",
     "dump_json",
     "ensure_writable",
@@ -74,6 +75,8 @@ __all__ = [
     "parallel",
     "read_json",
     "read_local_attrs",
+    "remote_settings",
+    "reset_remote",
     "split_zip_path",
     "staging_dir",
     "url_scheme",

@@ -8,8 +8,10 @@ URL scheme is an error naming the supported ones: it never becomes a local folde
 A local path may point inside a store (`image.zarr/labels/cells`, `plate.ozx/A/1`);
 `open_location` finds the store root and the group path inside it, so the
 reader can see the context (the parent image of a label, the OME-XML of a
-bioformats2raw collection). Only the public zarr v3 API is used; zarr is
-imported on first use so that napari's cheap "is this mine?" check stays cheap.
+bioformats2raw collection). Remote stores are wrapped in `retry.RetryStore`
+(retries, deadline, requests in flight; settings in `network`). Only the
+public zarr v3 API is used; zarr is imported on first use so that napari's
+cheap "is this mine?" check stays cheap.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from urllib.parse import urlsplit
 
 from napari_omezarr_x.errors import StoreAccessError
 
+from .network import remote_settings
 from .objects import (
     OBJECT_SCHEMES,
     ObjectKeys,
@@ -45,10 +48,6 @@ HTTP_SCHEMES = ("http", "https")
 
 ZIP_SUFFIXES = (".zip", ".ozx")
 METADATA_FILES = ("zarr.json", ".zattrs", ".zgroup")
-# Seconds: connecting must be quick so an unreachable host fails fast;
-# reading may take longer on slow links.
-HTTP_CONNECT_TIMEOUT = 5.0
-HTTP_READ_TIMEOUT = 30.0
 _MAX_PARENT_LEVELS = 8
 
 
@@ -68,6 +67,13 @@ class Location:
     def listable(self) -> bool:
         """Whether child groups can be discovered by listing (not over HTTP)."""
         return self.kind not in ("http", "zip-remote")
+
+    @property
+    def remote(self) -> bool:
+        """Whether the store is reached over a network (reads pay a round trip each)."""
+        if self.kind == "store":  # a store object the caller opened
+            return type(self.store).__name__ not in ("LocalStore", "ZipStore", "MemoryStore")
+        return self.kind not in ("local", "zip")
 
     def join(self, *parts: str) -> str:
         """A group path inside the store made of `parts` (empty parts skipped)."""
@@ -211,13 +217,33 @@ def is_url(path: Any) -> bool:
 
 
 def _http_get(url: str) -> bytes | None:
-    import requests
+    """A document over HTTP with the remote retry rules; None when absent or unreadable."""
+    from .retry import RemoteReadError, retry_sync
 
     try:
-        response = requests.get(url, timeout=(HTTP_CONNECT_TIMEOUT, HTTP_READ_TIMEOUT))
-    except requests.RequestException:
+        return retry_sync(url, lambda left: _http_get_once(url, left))
+    except RemoteReadError:
         return None
-    return response.content if response.status_code == 200 else None
+
+
+def _http_get_once(url: str, seconds_left: float) -> bytes | None:
+    import time
+
+    import requests
+
+    settings = remote_settings()
+    ends = time.monotonic() + seconds_left
+    timeout = (settings.connect_timeout, min(settings.read_timeout, seconds_left))
+    with requests.get(url, timeout=timeout, stream=True) as response:
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body = bytearray()
+        for piece in response.iter_content(1 << 16):
+            body += piece
+            if time.monotonic() > ends:
+                raise TimeoutError(f"{url}: body not complete within the deadline")
+        return bytes(body)
 
 
 def _is_group_dir(path: Path) -> bool:
@@ -254,10 +280,12 @@ def layout1_data_dir(path: Path) -> Path | None:
 
 
 def _http_options() -> dict[str, Any]:
+    """aiohttp timeouts from the remote settings (the deadline is RetryStore's)."""
     import aiohttp
 
+    settings = remote_settings()
     timeout = aiohttp.ClientTimeout(
-        total=None, connect=HTTP_CONNECT_TIMEOUT, sock_read=HTTP_READ_TIMEOUT
+        total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
     )
     return {"client_kwargs": {"timeout": timeout}}
 
@@ -273,6 +301,8 @@ def _top_folder(names: list[str]) -> str:
 def _open_http(url: str) -> Location:
     import zarr.storage
 
+    from .retry import RetryStore
+
     root = url.rstrip("/")
     if urlsplit(root).path.lower().endswith(ZIP_SUFFIXES):
         return _open_http_zip(root)
@@ -282,7 +312,7 @@ def _open_http(url: str) -> Location:
         )
     except (OSError, ValueError, ImportError) as exc:
         raise StoreAccessError(f"{url}: cannot open as a zarr store: {exc}") from exc
-    return Location(store=store, root=root, path="", kind="http")
+    return Location(store=RetryStore(store, name=root), root=root, path="", kind="http")
 
 
 def _open_http_zip(url: str) -> Location:
@@ -301,10 +331,14 @@ def _open_http_zip(url: str) -> Location:
             f"{url}: cannot read as a zip over HTTP (the server must allow range "
             f"requests): {type(exc).__name__}: {exc}"
         ) from exc
+    from .retry import RetryStore
+
     store = zarr.storage.FsspecStore(
         AsyncFileSystemWrapper(archive, asynchronous=True), path="", read_only=True
     )
-    return Location(store=store, root=url, path=_top_folder(names), kind="http")
+    return Location(
+        store=RetryStore(store, name=url), root=url, path=_top_folder(names), kind="http"
+    )
 
 
 def _open_zip(file: Path, inner: str) -> Location:

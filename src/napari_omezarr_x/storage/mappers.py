@@ -17,8 +17,6 @@ import fsspec
 from napari_omezarr_x.errors import StoreAccessError
 
 from .locations import (
-    HTTP_CONNECT_TIMEOUT,
-    HTTP_READ_TIMEOUT,
     HTTP_SCHEMES,
     LOCAL_SCHEMES,
     METADATA_FILES,
@@ -29,6 +27,7 @@ from .locations import (
     local_path,
     open_location,
 )
+from .network import remote_settings
 from .objects import OBJECT_SCHEMES, ObjectKeys, object_store
 
 
@@ -88,8 +87,9 @@ def open_mapper(
     if scheme in HTTP_SCHEMES:
         import aiohttp
 
+        settings = remote_settings()
         timeout = aiohttp.ClientTimeout(
-            total=None, connect=HTTP_CONNECT_TIMEOUT, sock_read=HTTP_READ_TIMEOUT
+            total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
         )
         return fsspec.get_mapper(path.rstrip("/"), client_kwargs={"timeout": timeout})
     local = Path(path)
