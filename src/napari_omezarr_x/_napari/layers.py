@@ -18,13 +18,13 @@ import warnings
 from pathlib import PurePosixPath
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
 from napari.utils.colormaps import Colormap, label_colormap
 
-from napari_omezarr_x.errors import NgffComplianceWarning
+from napari_omezarr_x._napari.guard import guard
+from napari_omezarr_x.errors import NgffComplianceWarning, StoreAccessError
 from napari_omezarr_x.model import Channel, Image
 from napari_omezarr_x.spec import metadata as md
 
@@ -214,10 +214,12 @@ def napari_unit(unit: str | None, image: Image | None = None) -> str | None:
         return None
 
 
-def _levels(levels: list[da.Array]) -> dict[str, Any]:
-    if len(levels) > 1:
-        return {"data": list(levels), "multiscale": True}
-    return {"data": levels[0], "multiscale": False}
+def _levels(levels: list[da.Array], image: Image, name: str) -> dict[str, Any]:
+    """Layer data: the levels, guarded so that napari draws a failed read blank (guard.py)."""
+    guarded = [guard(level, image.store, name) for level in levels]
+    if len(guarded) > 1:
+        return {"data": guarded, "multiscale": True}
+    return {"data": guarded[0], "multiscale": False}
 
 
 # --- images -------------------------------------------------------------------
@@ -237,11 +239,11 @@ def _single_layer(image: Image) -> LayerData:
     keep = list(range(image.ndim))
     channel = image.channels[0] if len(image.channels) == 1 else None
     meta = _spatial_kwargs(image, keep)
-    levels = _levels(image.levels)
+    meta["name"] = display_name(image) or fallback_name(image)
+    levels = _levels(image.levels, image, meta["name"])
     meta["multiscale"] = levels["multiscale"]
     limits = _limits_from_data(image, None, 1, [] if _window(channel) else [0])
     meta.update(_channel_style(channel, 0, 1, limits[0], grey=is_greyscale(image)))
-    meta["name"] = display_name(image) or fallback_name(image)
     index = None if channel is None else 0
     meta["metadata"] = {"omezarr": omezarr_metadata(image, image.kind, index, channel)}
     return (levels["data"], meta, "image")
@@ -266,11 +268,11 @@ def _channel_layers(image: Image, c: int) -> list[LayerData]:
     layers = []
     for i, channel in enumerate(channels):
         index = (slice(None),) * c + (i,)
-        levels = _levels([level[index] for level in image.levels])
         meta = dict(geometry)
+        meta["name"] = _channel_name(image, title, channel, i)
+        levels = _levels([level[index] for level in image.levels], image, meta["name"])
         meta["multiscale"] = levels["multiscale"]
         meta.update(_channel_style(channel, i, n, limits[i], grey=grey))
-        meta["name"] = _channel_name(image, title, channel, i)
         meta["metadata"] = {"omezarr": omezarr_metadata(image, image.kind, i, channel)}
         layers.append((levels["data"], meta, "image"))
     return layers
@@ -422,17 +424,17 @@ def dtype_limits(dtype: np.dtype) -> tuple[float, float]:
 def _min_max(
     smallest: da.Array, c: int | None, need: list[int], out: list[tuple[float, float] | None]
 ) -> list[tuple[float, float] | None]:
-    sample = _sample(smallest, c)
+    # One read of the (small) sample, then numpy: cheaper than dask reduction graphs.
+    sample = np.asarray(_sample(smallest, c))
     reduce_axes = tuple(a for a in range(sample.ndim) if a != c)
-    stats = []
     for i in need:
         part = sample if c is None else sample[(slice(None),) * c + (slice(i, i + 1),)]
-        stats.append((da.nanmin(part, axis=reduce_axes), da.nanmax(part, axis=reduce_axes)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        computed = dask.compute(*stats)
-    for i, (lo, hi) in zip(need, computed, strict=True):
-        lo, hi = float(np.ravel(lo)[0]), float(np.ravel(hi)[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = (
+                float(np.nanmin(part, axis=reduce_axes).ravel()[0]),
+                float(np.nanmax(part, axis=reduce_axes).ravel()[0]),
+            )
         if not (np.isfinite(lo) and np.isfinite(hi)):
             lo, hi = 0.0, 1.0
         out[i] = (lo, hi if hi > lo else lo + 1)
@@ -486,10 +488,10 @@ def is_rgb(image: Image) -> bool:
 
 def _rgb_layer(image: Image, c: int) -> LayerData:
     keep = [i for i in range(image.ndim) if i != c]
-    levels = _levels([da.moveaxis(level, c, -1) for level in image.levels])
     meta = _spatial_kwargs(image, keep)
-    meta.update(rgb=True, multiscale=levels["multiscale"], contrast_limits=(0, 255))
     meta["name"] = display_name(image) or fallback_name(image)
+    levels = _levels([da.moveaxis(level, c, -1) for level in image.levels], image, meta["name"])
+    meta.update(rgb=True, multiscale=levels["multiscale"], contrast_limits=(0, 255))
     block = omezarr_metadata(image, image.kind)
     block["rgb"] = True
     block["channels"] = [dict(ch.raw) for ch in image.channels]
@@ -513,9 +515,9 @@ def labels_layer(label: Image) -> LayerData:
     """One (multiscale) labels layer with its colours and properties."""
     keep = list(range(label.ndim))
     meta = _spatial_kwargs(label, keep)
-    levels = _levels(label.levels)
-    meta["multiscale"] = levels["multiscale"]
     meta["name"] = label_name(label)
+    levels = _levels(label.levels, label, meta["name"])
+    meta["multiscale"] = levels["multiscale"]
     meta["metadata"] = {"omezarr": omezarr_metadata(label, "labels")}
     info = label.label
     if info is not None and info.colors:
@@ -552,7 +554,16 @@ def _label_values(label: Image, colors: dict[int, Any]) -> list[int]:
     if smallest.size > MAX_SAMPLE:
         logger.info("%s %s: smallest label level too big to list values", label.store, label.path)
         return list(colors)
-    return [int(v) for v in np.unique(np.asarray(smallest))]
+    try:
+        return [int(v) for v in np.unique(np.asarray(smallest))]
+    except StoreAccessError as exc:  # the layer must still open; listed colours still apply
+        warnings.warn(
+            f"{label.store} {label.path}: cannot read the smallest level to list label "
+            f"values: {exc}",
+            UserWarning,
+            stacklevel=3,
+        )
+        return list(colors)
 
 
 def label_features(properties: list[dict[str, Any]]) -> pd.DataFrame | None:
