@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import time
 import urllib.request
 from pathlib import Path
@@ -94,6 +95,7 @@ def reader(tool: str, store: str, params: dict) -> dict:
         plane_s = time.perf_counter() - start
         server2 = _server_stats(stats_url)
         fetched = counter.snapshot()
+        steps = _z_steps(level0, index, int(params.get("z_steps", 0)))
     record = {
         "version": importlib.metadata.version(PLUGINS[tool]),
         "first_call_s": first_call_s,
@@ -103,11 +105,25 @@ def reader(tool: str, store: str, params: dict) -> dict:
         "plane_s": plane_s,
         "plane_shape": list(plane.shape),
         "plane_reads": fetched,
+        "load": list(os.getloadavg()),
     }
+    if steps:
+        record["z_steps_s"] = steps
     if stats_url:
         record["open_http"] = _delta(server1, server0, wall0)
         record["plane_http"] = _delta(server2, server1, wall1)
     return record
+
+
+def _z_steps(level0, index: tuple, count: int) -> list[float]:
+    """Seconds to read each of the `count` full-resolution planes after `index` along z."""
+    times = []
+    for step in range(1, count + 1):
+        following = (*index[:-1], (index[-1] + step) % level0.shape[len(index) - 1])
+        start = time.perf_counter()
+        np.asarray(level0[following])
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def viewer(tool: str, store: str, params: dict) -> dict:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import psutil
+from remote import DELAYS
+from remote import table as remote_table
 
 PACKAGES = (
     "napari-omezarr-x",
@@ -311,6 +313,15 @@ def targets(records: list[dict]) -> list[tuple[str, str, bool | None]]:
         ".3f",
         False,
     )
+    slow = _by(records, "remote").get(f"ours@{max(DELAYS) * 1000:g}ms", {})
+    check("remote, 100 ms latency: open (s) (issue 12)", slow.get("open_s"), 0.4, ".3f", False)
+    check(
+        "remote, 100 ms latency: 16-chunk plane (s) (issue 12)",
+        slow.get("plane_s"),
+        0.35,
+        ".3f",
+        False,
+    )
     return out
 
 
@@ -357,6 +368,9 @@ def markdown(envs: list[dict], records: list[dict]) -> str:
         lines += ["### Paint a stroke and save it in place (labels-edit)", ""]
         lines += _edit_table(edits)
         lines.append("")
+    remote_lines = remote_table(records)
+    if remote_lines:
+        lines += [*remote_lines, ""]
     return "\n".join(lines)
 
 

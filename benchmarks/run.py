@@ -27,12 +27,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import labels_edit  # noqa: E402
+import remote  # noqa: E402
 import volumes  # noqa: E402
 from report import environment, markdown  # noqa: E402
 
 DEFAULT_SIZE = (2, 128, 2048, 2048)
 QUICK_SIZE = (2, 64, 1024, 1024)
-AREAS = ("save", "labels", "memory", "open", "viewer", "http", "s3", "labels-edit")
+AREAS = ("save", "labels", "memory", "open", "viewer", "http", "s3", "labels-edit", "remote")
 
 IMAGE_CASES = [
     ("ours-0.5", "ours", {"version": "0.5"}),
@@ -337,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     env_before = environment()
     start = time.perf_counter()
     generation_s = 0.0
-    if set(args.areas) - {"labels-edit"}:
+    if set(args.areas) - {"labels-edit", "remote"}:  # these two make stores of their own
         print(f"inputs {args.size} in {runner.workdir}", flush=True)
         inputs = ensure_inputs(runner.workdir, args.size)
         generation_s = time.perf_counter() - start
@@ -346,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
             run_opens(runner, open_store_for(runner, inputs))
     if "labels-edit" in args.areas:
         run_label_edits(runner)
+    if "remote" in args.areas:
+        # Our default chunks on 2048 x 2048 planes (16 chunks a plane) whatever --size says.
+        store = remote.ensure_store(runner.workdir, 16 if args.quick else 64)
+        remote.run_remote(runner, store, READERS)
     env = environment()
     env["load_before"] = env_before["load"]
     env.update(size=list(args.size), input_generation_s=generation_s, command=sys.argv)

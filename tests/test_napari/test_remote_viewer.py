@@ -80,6 +80,7 @@ def fast_settings(monkeypatch):
     # One plane of one channel per dask block, as for a 2048 x 2048 uint16 image;
     # with the default budget this small image would be read whole at once.
     monkeypatch.setattr(lazy, "REMOTE_BLOCK_BYTES", SHAPE[2] * SHAPE[3] * 2)
+    monkeypatch.setattr(lazy, "WHOLE_BYTES", SHAPE[2] * SHAPE[3] * 2)
     with remote_options(**FAST):
         yield
 
@@ -129,7 +130,7 @@ def test_opening_with_a_failing_first_plane_adds_every_layer(
     with serve_faults(store) as (base, plan):
         plan.add("*/c/0/*", 503, times=None)  # channel 0 unreadable everywhere
         plan.add("*/labels/cells/*/c/*", 503, times=None)  # and the labels
-        with pytest.warns(UserWarning) as warned:
+        with pytest.warns(UserWarning, match="cannot read the smallest level") as warned:
             layers = viewer.open(f"{base}/img.ome.zarr", plugin=PLUGIN)
         messages = " ".join(str(w.message) for w in warned)
         assert "contrast limits, using 0..65535" in messages

@@ -49,8 +49,11 @@ def test_block_shape(shape, chunks, itemsize, shards, budget, block):
         assert whole or b % u == 0 or b == s  # whole chunks (or the array's edge)
 
 
-def test_remote_default_is_a_tile_of_2_mib():
+def test_remote_defaults():
+    # 1024 x 1024 uint16 tiles; levels up to 8 MiB (smallest levels) in one block.
     assert block_shape((1, 4096, 4096), (1, 256, 256), 2) == (1, 1024, 1024)
+    assert block_shape((2, 4, 512, 512), (1, 1, 512, 512), 2, whole=8 * MiB) == (2, 4, 512, 512)
+    assert block_shape((2, 16, 512, 512), (1, 1, 512, 512), 2, whole=8 * MiB) == (1, 1, 512, 512)
 
 
 @pytest.mark.parametrize(("remote", "blocks"), [(True, (2, 1, 1)), (False, (2, 4, 4))])
@@ -59,6 +62,7 @@ def test_to_dask_reads_a_block_with_one_call(tmp_path, monkeypatch, remote, bloc
     arr = zarr.create_array(tmp_path / "a.zarr", shape=data.shape, chunks=(1, 16, 16), dtype="u2")
     arr[...] = data
     monkeypatch.setattr(lazy, "REMOTE_BLOCK_BYTES", 64 * 64 * 2)
+    monkeypatch.setattr(lazy, "WHOLE_BYTES", 64 * 64 * 2)
     view = to_dask(zarr.open_array(tmp_path / "a.zarr", mode="r"), "a.zarr", remote=remote)
     assert view.numblocks == blocks
     calls = []

@@ -55,6 +55,7 @@ def fast_settings():
 def plane_blocks(monkeypatch):
     """Dask blocks of one plane, as a 2048 x 2048 image of 512 x 512 chunks gets them."""
     monkeypatch.setattr(lazy, "REMOTE_BLOCK_BYTES", SHAPE[2] * SHAPE[3] * 2)
+    monkeypatch.setattr(lazy, "WHOLE_BYTES", SHAPE[2] * SHAPE[3] * 2)
 
 
 def test_every_chunk_failing_once_with_503_reads_correctly(store, plane_blocks):

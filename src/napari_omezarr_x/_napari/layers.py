@@ -401,8 +401,8 @@ def _limits_from_data(
     if dtype.kind == "b":
         return [(0.0, 1.0) if i in need else None for i in range(n)]
     try:
-        return _min_max(smallest, c, need, out)
-    except Exception as exc:  # a broken chunk must not stop the image from opening
+        return _min_max(image, c, need, out)
+    except Exception as exc:  # a broken chunk or a failing server must not stop the open
         warnings.warn(
             f"{image.store} {image.path}: cannot read the smallest level for contrast "
             f"limits: {type(exc).__name__}: {exc}",
@@ -422,10 +422,10 @@ def dtype_limits(dtype: np.dtype) -> tuple[float, float]:
 
 
 def _min_max(
-    smallest: da.Array, c: int | None, need: list[int], out: list[tuple[float, float] | None]
+    image: Image, c: int | None, need: list[int], out: list[tuple[float, float] | None]
 ) -> list[tuple[float, float] | None]:
     # One read of the (small) sample, then numpy: cheaper than dask reduction graphs.
-    sample = np.asarray(_sample(smallest, c))
+    sample = _read(_sample(image.levels[-1], c), image)
     reduce_axes = tuple(a for a in range(sample.ndim) if a != c)
     for i in need:
         part = sample if c is None else sample[(slice(None),) * c + (slice(i, i + 1),)]
@@ -439,6 +439,11 @@ def _min_max(
             lo, hi = 0.0, 1.0
         out[i] = (lo, hi if hi > lo else lo + 1)
     return out
+
+
+def _read(array: da.Array, image: Image) -> np.ndarray:
+    """Pixels of `array`, read as layer data are (remote blocks side by side; errors raise)."""
+    return np.asarray(guard(array, image.store, image.path))
 
 
 def _sample(level: da.Array, c: int | None) -> da.Array:
@@ -555,7 +560,7 @@ def _label_values(label: Image, colors: dict[int, Any]) -> list[int]:
         logger.info("%s %s: smallest label level too big to list values", label.store, label.path)
         return list(colors)
     try:
-        return [int(v) for v in np.unique(np.asarray(smallest))]
+        return [int(v) for v in np.unique(_read(smallest, label))]
     except StoreAccessError as exc:  # the layer must still open; listed colours still apply
         warnings.warn(
             f"{label.store} {label.path}: cannot read the smallest level to list label "

@@ -5,9 +5,10 @@ How dask blocks map to zarr chunks (`block_shape`, with a byte budget):
 - local folders and zip files (budget 0): one block per stored chunk (the
   inner chunk of a sharded array), as before; reading there is bound by
   decompression, which dask already spreads over the cores;
-- remote stores (budget `REMOTE_BLOCK_BYTES`): an array of at most the budget
-  is one block (the smallest pyramid levels: one read serves contrast limits,
-  napari's thumbnail and every plane of it); otherwise the axes before the
+- remote stores (budget `REMOTE_BLOCK_BYTES`): an array of at most
+  `WHOLE_BYTES` is one block (the smallest pyramid levels: the read that
+  finds contrast limits serves napari's thumbnail of every plane, from
+  napari's cache); otherwise the axes before the
   last two keep the stored chunk length (one z plane of 2D-chunked data per
   block, the chunk's depth for deep-z chunks) and the last two axes (y, x)
   grow in whole chunks, shorter side first, while the block stays within the
@@ -38,6 +39,10 @@ from napari_omezarr_x.errors import RemoteReadError, StoreAccessError
 
 #: Largest dask block of a remote array, in bytes: a 1024 x 1024 uint16 tile.
 REMOTE_BLOCK_BYTES = 2 << 20
+#: Remote arrays up to this size are one block. napari reads the smallest level
+#: for its thumbnail at every step, and a level this small is read whole for
+#: contrast limits anyway (`_napari.layers.MAX_SAMPLE` elements of uint16).
+WHOLE_BYTES = 8 << 20
 #: Chunks re-read one by one to find the one that broke a block read.
 _LOCATE_LIMIT = 64
 
@@ -48,12 +53,16 @@ def block_shape(
     itemsize: int,
     shards: Sequence[int] | None = None,
     budget: int = REMOTE_BLOCK_BYTES,
+    whole: int | None = None,
 ) -> tuple[int, ...]:
-    """The dask block shape for an array (see the module docstring for the rule)."""
+    """The dask block shape for an array (see the module docstring for the rule).
+
+    Arrays of at most `whole` bytes (default: `budget`) are one block.
+    """
     shape = tuple(int(s) for s in shape)
     if not shape:
         return ()
-    if 0 < math.prod(shape) * itemsize <= budget:
+    if 0 < math.prod(shape) * itemsize <= (budget if whole is None else whole):
         return tuple(max(s, 1) for s in shape)
     unit = tuple(chunks)
     if shards is not None and math.prod(shards) * itemsize <= budget:
@@ -173,8 +182,8 @@ def to_dask(arr: Any, where: str, *, remote: bool = False) -> Any:
     """
     import dask.array as da
 
-    budget = REMOTE_BLOCK_BYTES if remote else 0
-    blocks = block_shape(arr.shape, arr.chunks, arr.dtype.itemsize, arr.shards, budget)
+    budget, whole = (REMOTE_BLOCK_BYTES, WHOLE_BYTES) if remote else (0, 0)
+    blocks = block_shape(arr.shape, arr.chunks, arr.dtype.itemsize, arr.shards, budget, whole)
     return da.from_array(
         ChunkSource(arr, where),
         chunks=blocks,
