@@ -154,18 +154,20 @@ class FaultHandler(QuietHandler):
             with plan.lock:
                 plan.inflight -= 1
 
-    def _body(self, file: Path) -> bytes:
-        return file.read_bytes() if file.is_file() else b"x" * 64
+    def _start(self, file: Path) -> bytes:
+        """Send a 200 with the file's full length; return the body to send."""
+        body = file.read_bytes() if file.is_file() else b"x" * 64
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return body
 
     def _hang(self, file: Path) -> None:
         self.plan.stop.wait(MAX_HOLD)
         self.close_connection = True
 
     def _truncate(self, file: Path) -> None:
-        body = self._body(file)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        body = self._start(file)
         self.wfile.write(body[: len(body) // 2])
         self.wfile.flush()
         self.close_connection = True
@@ -177,10 +179,7 @@ class FaultHandler(QuietHandler):
         self.close_connection = True
 
     def _trickle(self, file: Path) -> None:
-        body = self._body(file)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        body = self._start(file)
         ends = time.monotonic() + MAX_HOLD
         for byte in body:
             if self.plan.stop.wait(0.05) or time.monotonic() > ends:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -111,14 +112,17 @@ def test_persistent_503_gives_up_after_the_attempts(store):
             image.levels[1][0, 0].compute()
 
 
-def test_missing_chunk_reads_as_fill_value(store, tmp_path):
+def copy_with_first_chunk(store: Path, tmp_path: Path, level: str) -> tuple[Path, Path]:
+    """A copy of the served folder, and the first chunk file of `level` in it."""
     copy = tmp_path / "copy"
-    import shutil
-
     shutil.copytree(store, copy)
-    level0 = copy / "img.ome.zarr" / "0"
-    chunk = sorted(p for p in level0.rglob("*") if p.is_file() and p.name not in (
-        "zarr.json", ".zarray", ".zattrs"))[0]  # fmt: skip
+    files = (copy / "img.ome.zarr" / level).rglob("*")
+    metadata = ("zarr.json", ".zarray", ".zattrs")
+    return copy, sorted(p for p in files if p.is_file() and p.name not in metadata)[0]
+
+
+def test_missing_chunk_reads_as_fill_value(store, tmp_path):
+    copy, chunk = copy_with_first_chunk(store, tmp_path, "0")
     chunk.unlink()
     with serve_faults(copy) as (base, plan):
         (image,) = read_ome_zarr(f"{base}/img.ome.zarr")
@@ -177,15 +181,9 @@ def test_hung_metadata_fails_within_the_deadline(store):
 
 
 def test_corrupt_chunk_is_not_retried_and_named(store, tmp_path):
-    import shutil
-
-    copy = tmp_path / "copy"
-    shutil.copytree(store, copy)
-    level1 = copy / "img.ome.zarr" / "1"
-    chunk = sorted(p for p in level1.rglob("*") if p.is_file() and p.name not in (
-        "zarr.json", ".zarray", ".zattrs"))[0]  # fmt: skip
+    copy, chunk = copy_with_first_chunk(store, tmp_path, "1")
     chunk.write_bytes(b"\x00 not a blosc frame")
-    key = chunk.relative_to(level1).as_posix()
+    key = chunk.relative_to(copy / "img.ome.zarr" / "1").as_posix()
     with serve_faults(copy) as (base, plan):
         (image,) = read_ome_zarr(f"{base}/img.ome.zarr")
         with pytest.raises(StoreAccessError, match=rf"img.ome.zarr/1: .*\(chunk {key}\)"):
