@@ -14,6 +14,7 @@ from http_helpers import remote_options, serve_faults
 from napari_omezarr_x.errors import RemoteReadError, StoreAccessError
 from napari_omezarr_x.read import lazy, read_ome_zarr
 from napari_omezarr_x.storage import RemoteSettings, configure_remote, remote_settings
+from napari_omezarr_x.storage.locations import _http_get
 from napari_omezarr_x.storage.network import settings_from_env
 from napari_omezarr_x.storage.retry import classify
 from napari_omezarr_x.write import write_image
@@ -280,3 +281,20 @@ def test_configure_remote_applies_to_stores_opened_later(store):
                 image.levels[1].compute()
     finally:
         configure_remote(**before.__dict__)
+
+
+def test_documents_outside_zarr_are_retried_too(tmp_path):
+    # The OME-XML of a bioformats2raw collection is read with requests, not zarr.
+    (tmp_path / "OME").mkdir()
+    (tmp_path / "OME" / "METADATA.ome.xml").write_text("<OME/>")
+    with serve_faults(tmp_path) as (base, plan):
+        plan.add("*/METADATA.ome.xml", 503)
+        plan.add("*/METADATA.ome.xml", "truncate")
+        assert _http_get(f"{base}/OME/METADATA.ome.xml") == b"<OME/>"
+        assert len(plan.requests("*/METADATA.ome.xml")) == 3
+        assert _http_get(f"{base}/OME/missing.xml") is None
+        plan.add("*/slow.xml", "trickle", times=None)
+        (tmp_path / "OME" / "slow.xml").write_text("x" * 200)
+        started = time.monotonic()
+        assert _http_get(f"{base}/OME/slow.xml") is None  # ends at the deadline
+        assert time.monotonic() - started < 3.0

@@ -238,8 +238,10 @@ def _http_get_once(url: str, seconds_left: float) -> bytes | None:
         if response.status_code == 404:
             return None
         response.raise_for_status()
+        # read1 returns what has arrived (urllib3 >= 2.3), so a trickle meets the deadline.
+        read = getattr(response.raw, "read1", response.raw.read)
         body = bytearray()
-        for piece in response.iter_content(1 << 16):
+        while piece := read(1 << 16, decode_content=True):
             body += piece
             if time.monotonic() > ends:
                 raise TimeoutError(f"{url}: body not complete within the deadline")
