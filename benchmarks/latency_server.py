@@ -31,8 +31,11 @@ class _Stats:
 class LatencyHandler(SimpleHTTPRequestHandler):
     """Serves files from ``directory`` after sleeping ``delay`` seconds per request."""
 
-    # Keep connections open between requests, as real web servers and object stores do.
+    # Keep connections open between requests, as real web servers and object stores do,
+    # and send small writes at once: with keep-alive, Nagle's algorithm held each body
+    # back until the client's delayed ACK, 40 ms per response.
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def __init__(self, *args, delay: float, stats: _Stats, **kwargs) -> None:
         self.delay = delay

@@ -1,7 +1,7 @@
 """Time z steps in a shown napari viewer: from a step until every layer shows the new plane.
 
     xvfb-run -a -s "-screen 0 1400x1000x24" .venv/bin/python benchmarks/viewer_steps.py \\
-        STORE [--delay 0.1] [--async] [--steps 6]
+        STORE [--delay 0.1] [--async] [--steps 6] [--plugin napari-ome-zarr]
 
 STORE is a local store; with --delay it is served by latency_server.py (in this process's
 thread) adding that many seconds per request. The window is 1200 x 900; steps are timed
@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=None, help="serve over HTTP with it")
     parser.add_argument("--async", dest="async_", action="store_true", help="async slicing")
     parser.add_argument("--steps", type=int, default=6, help="z steps timed per zoom")
+    parser.add_argument("--plugin", default="napari-omezarr-x", help="reader plugin to open with")
     args = parser.parse_args()
 
     from napari.settings import get_settings
@@ -75,7 +76,7 @@ def main() -> None:
         }
 
     began = time.perf_counter()
-    view.open(target, plugin="napari-omezarr-x")
+    view.open(target, plugin=args.plugin)
     settle()
     record: dict = {"open_s": time.perf_counter() - began, "layers": len(view.layers)}
     nz = view.dims.nsteps[0]

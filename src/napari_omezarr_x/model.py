@@ -65,6 +65,9 @@ class Image:
     `attrs` holds the group's OME attributes (zarr v3's `ome` object, or the
     v2 attributes). `level_paths` are the array paths of `levels` relative to
     `path` (empty for mosaics). `kind` is "image", "labels", "plate" or "well".
+    `sources` are the readable arrays behind `levels` (`read.lazy.ChunkSource`,
+    same order; empty for mosaics), so that an adapter can choose dask blocks
+    of its own (`read.lazy.to_dask`); `remote` says whether reads cross a network.
     """
 
     store: str
@@ -82,6 +85,8 @@ class Image:
     attrs: dict[str, Any] = field(default_factory=dict)
     kind: str = "image"
     level_paths: list[str] = field(default_factory=list)
+    sources: list[Any] = field(default_factory=list)
+    remote: bool = False
 
     @property
     def channel_axis(self) -> int | None:

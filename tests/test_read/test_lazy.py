@@ -56,14 +56,18 @@ def test_remote_defaults():
     assert block_shape((2, 16, 512, 512), (1, 1, 512, 512), 2, whole=8 * MiB) == (1, 1, 512, 512)
 
 
-@pytest.mark.parametrize(("remote", "blocks"), [(True, (2, 1, 1)), (False, (2, 4, 4))])
-def test_to_dask_reads_a_block_with_one_call(tmp_path, monkeypatch, remote, blocks):
+@pytest.mark.parametrize(
+    ("remote", "display", "blocks"),
+    [(True, False, (2, 1, 1)), (True, True, (2, 4, 4)), (False, False, (2, 4, 4))],
+)
+def test_to_dask_reads_a_block_with_one_call(tmp_path, monkeypatch, remote, display, blocks):
     data = np.arange(2 * 64 * 64, dtype="uint16").reshape(2, 64, 64)
     arr = zarr.create_array(tmp_path / "a.zarr", shape=data.shape, chunks=(1, 16, 16), dtype="u2")
     arr[...] = data
     monkeypatch.setattr(lazy, "REMOTE_BLOCK_BYTES", 64 * 64 * 2)
     monkeypatch.setattr(lazy, "WHOLE_BYTES", 64 * 64 * 2)
-    view = to_dask(zarr.open_array(tmp_path / "a.zarr", mode="r"), "a.zarr", remote=remote)
+    source = ChunkSource(zarr.open_array(tmp_path / "a.zarr", mode="r"), "a.zarr")
+    view = to_dask(source, remote=remote, display=display)
     assert view.numblocks == blocks
     calls = []
     read = ChunkSource.__getitem__
@@ -77,7 +81,8 @@ def test_broken_chunk_is_named(tmp_path):
     arr = zarr.create_array(tmp_path / "a.zarr", shape=(64, 64), chunks=(16, 16), dtype="uint16")
     arr[...] = 7
     (tmp_path / "a.zarr" / "c" / "2" / "1").write_bytes(b"\x00 not a chunk")
-    view = to_dask(zarr.open_array(tmp_path / "a.zarr", mode="r"), "a.zarr", remote=True)
+    source = ChunkSource(zarr.open_array(tmp_path / "a.zarr", mode="r"), "a.zarr")
+    view = to_dask(source, remote=True)
     with pytest.raises(StoreAccessError, match=r"a\.zarr: cannot read .* \(chunk c/2/1\)"):
         view.compute()
     np.testing.assert_array_equal(view[:16].compute(), 7)

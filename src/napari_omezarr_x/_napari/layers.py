@@ -26,6 +26,7 @@ from napari.utils.colormaps import Colormap, label_colormap
 from napari_omezarr_x._napari.guard import guard
 from napari_omezarr_x.errors import NgffComplianceWarning, StoreAccessError
 from napari_omezarr_x.model import Channel, Image
+from napari_omezarr_x.read.lazy import to_dask
 from napari_omezarr_x.spec import metadata as md
 
 logger = logging.getLogger(__name__)
@@ -214,6 +215,19 @@ def napari_unit(unit: str | None, image: Image | None = None) -> str | None:
         return None
 
 
+def display_levels(image: Image) -> list[da.Array]:
+    """The levels as napari should read them.
+
+    Remote levels get one dask block per chunk (read.lazy's `display` views):
+    napari widens each view to whole blocks, so the read tiles of the core
+    API would fetch up to 4x what is shown; the guard reads the blocks of a
+    view side by side instead.
+    """
+    if image.remote and len(image.sources) == len(image.levels):
+        return [to_dask(source, remote=True, display=True) for source in image.sources]
+    return list(image.levels)
+
+
 def _levels(levels: list[da.Array], image: Image, name: str) -> dict[str, Any]:
     """Layer data: the levels, guarded so that napari draws a failed read blank (guard.py)."""
     guarded = [guard(level, image.store, name) for level in levels]
@@ -240,7 +254,7 @@ def _single_layer(image: Image) -> LayerData:
     channel = image.channels[0] if len(image.channels) == 1 else None
     meta = _spatial_kwargs(image, keep)
     meta["name"] = display_name(image) or fallback_name(image)
-    levels = _levels(image.levels, image, meta["name"])
+    levels = _levels(display_levels(image), image, meta["name"])
     meta["multiscale"] = levels["multiscale"]
     limits = _limits_from_data(image, None, 1, [] if _window(channel) else [0])
     meta.update(_channel_style(channel, 0, 1, limits[0], grey=is_greyscale(image)))
@@ -266,11 +280,12 @@ def _channel_layers(image: Image, c: int) -> list[LayerData]:
     title = display_name(image)
     grey = is_greyscale(image)
     layers = []
+    shown = display_levels(image)
     for i, channel in enumerate(channels):
         index = (slice(None),) * c + (i,)
         meta = dict(geometry)
         meta["name"] = _channel_name(image, title, channel, i)
-        levels = _levels([level[index] for level in image.levels], image, meta["name"])
+        levels = _levels([level[index] for level in shown], image, meta["name"])
         meta["multiscale"] = levels["multiscale"]
         meta.update(_channel_style(channel, i, n, limits[i], grey=grey))
         meta["metadata"] = {"omezarr": omezarr_metadata(image, image.kind, i, channel)}
@@ -495,7 +510,8 @@ def _rgb_layer(image: Image, c: int) -> LayerData:
     keep = [i for i in range(image.ndim) if i != c]
     meta = _spatial_kwargs(image, keep)
     meta["name"] = display_name(image) or fallback_name(image)
-    levels = _levels([da.moveaxis(level, c, -1) for level in image.levels], image, meta["name"])
+    moved = [da.moveaxis(level, c, -1) for level in display_levels(image)]
+    levels = _levels(moved, image, meta["name"])
     meta.update(rgb=True, multiscale=levels["multiscale"], contrast_limits=(0, 255))
     block = omezarr_metadata(image, image.kind)
     block["rgb"] = True
@@ -521,7 +537,7 @@ def labels_layer(label: Image) -> LayerData:
     keep = list(range(label.ndim))
     meta = _spatial_kwargs(label, keep)
     meta["name"] = label_name(label)
-    levels = _levels(label.levels, label, meta["name"])
+    levels = _levels(display_levels(label), label, meta["name"])
     meta["multiscale"] = levels["multiscale"]
     meta["metadata"] = {"omezarr": omezarr_metadata(label, "labels")}
     info = label.label

@@ -15,7 +15,7 @@ from napari_omezarr_x.spec import metadata as md
 from napari_omezarr_x.spec.transforms import placement
 from napari_omezarr_x.storage import journal, parallel
 
-from .lazy import to_dask
+from .lazy import ChunkSource, to_dask
 from .nodes import Node, NodeReader, access_error, is_missing
 
 
@@ -68,6 +68,10 @@ class ImageReader(NodeReader):
         axes = ms.axes_for(arrays[0].ndim)
         self._check_levels(where, ms.paths, arrays, len(axes))
         ndim = len(axes)
+        sources = [
+            ChunkSource(a, self.loc.describe(self.loc.join(path, p)))
+            for a, p in zip(arrays, ms.paths, strict=True)
+        ]
         try:
             dataset, multiscale = ms.matrices(0, ndim, where)
         except MetadataError as exc:
@@ -82,10 +86,9 @@ class ImageReader(NodeReader):
             version=ms.version,
             name=_clean_name(ms.name),
             axes=axes,
-            levels=[
-                to_dask(a, self.loc.describe(self.loc.join(path, p)), remote=self.loc.remote)
-                for a, p in zip(arrays, ms.paths, strict=True)
-            ],
+            levels=[to_dask(source, remote=self.loc.remote) for source in sources],
+            sources=sources,
+            remote=self.loc.remote,
             scale=(1.0,) * ndim,
             translate=(0.0,) * ndim,
             attrs=md.ome_attributes(attrs),

@@ -22,7 +22,10 @@ threads dask has: a 2048 x 2048 uint16 plane of 512 x 512 chunks is 4 tiles
 of 4 chunks, 8 requests at once on 2 dask threads. The budget stays small
 because napari reads whole blocks (it widens the region it shows to block
 edges and caches each block it read): a tile larger than the view costs
-bytes, decoding and a bigger texture on every step.
+bytes, decoding and a bigger texture on every step. For that reason the
+napari adapter asks for its own views of remote arrays (`display=True`): one
+block per chunk (up to WHOLE_BYTES, one block), which it reads with many
+threads; napari's widened region then stays within one chunk of the view.
 """
 
 from __future__ import annotations
@@ -173,19 +176,22 @@ def _describe(key: Any) -> str:
     return f"region [{', '.join(parts)}]"
 
 
-def to_dask(arr: Any, where: str, *, remote: bool = False) -> Any:
-    """A lazy dask view of a zarr array, in blocks of whole chunks (see `block_shape`).
+def to_dask(source: ChunkSource, *, remote: bool = False, display: bool = False) -> Any:
+    """A lazy dask view of a zarr array, in blocks of whole chunks (see the module docstring).
 
-    `remote` arrays get plane tiles of up to REMOTE_BLOCK_BYTES, local ones a
-    block per chunk. `meta` is given so dask does not read from the array to
-    learn its type.
+    `remote` arrays get plane tiles of up to REMOTE_BLOCK_BYTES, or with
+    `display` one block per chunk; local ones a block per chunk. Remote arrays
+    up to WHOLE_BYTES are one block either way. `meta` is given so dask does
+    not read from the array to learn its type.
     """
     import dask.array as da
 
-    budget, whole = (REMOTE_BLOCK_BYTES, WHOLE_BYTES) if remote else (0, 0)
+    arr = source.array
+    budget = REMOTE_BLOCK_BYTES if remote and not display else 0
+    whole = WHOLE_BYTES if remote else 0
     blocks = block_shape(arr.shape, arr.chunks, arr.dtype.itemsize, arr.shards, budget, whole)
     return da.from_array(
-        ChunkSource(arr, where),
+        source,
         chunks=blocks,
         name=f"omezarrx-{uuid.uuid4().hex}",
         meta=np.empty((0,) * arr.ndim, dtype=arr.dtype),
