@@ -1,31 +1,30 @@
 """Lazy dask views of zarr arrays: blocks of several chunks, errors that name the chunk.
 
-How dask blocks map to zarr chunks (`block_shape`, with a byte budget):
+How dask blocks map to zarr chunks (`to_dask`, by `block_shape`):
 
-- local folders and zip files (budget 0): one block per stored chunk (the
-  inner chunk of a sharded array), as before; reading there is bound by
-  decompression, which dask already spreads over the cores;
-- remote stores (budget `REMOTE_BLOCK_BYTES`): an array of at most
+- local folders and zip files: one block per stored chunk (the inner chunk of
+  a sharded array), as before; reading there is bound by decompression,
+  which dask already spreads over the cores;
+- remote stores, as `read_ome_zarr` returns them: an array of at most
   `WHOLE_BYTES` is one block (the smallest pyramid levels: the read that
-  finds contrast limits serves napari's thumbnail of every plane, from
-  napari's cache); otherwise the axes before the
-  last two keep the stored chunk length (one z plane of 2D-chunked data per
-  block, the chunk's depth for deep-z chunks) and the last two axes (y, x)
-  grow in whole chunks, shorter side first, while the block stays within the
-  budget: a plane tile. The unit grown is the shard when a sharded array's
-  shard fits the budget (one index read per shard), else the (inner) chunk.
+  finds contrast limits also serves napari's thumbnail of every plane, from
+  napari's cache); otherwise the axes before the last two keep the stored
+  chunk length (one z plane of 2D-chunked data per block, the chunk's depth
+  for deep-z chunks) and the last two axes (y, x) grow in whole chunks,
+  shorter side first, while the block stays within `REMOTE_BLOCK_BYTES`: a
+  plane tile. The unit grown is the shard when a sharded array's shard fits
+  the budget (one index read per shard), else the (inner) chunk;
+- remote stores as napari shows them (`display=True`, built by the napari
+  adapter from `Image.sources`): one block per chunk, the small levels still
+  one block. napari widens each view to whole blocks and caches the blocks it
+  read, so tiles would make it fetch and draw up to 4x the view; instead it
+  reads the chunk blocks of a view with many threads (`_napari.guard`).
 
 Each block is read with one zarr call, and zarr fetches the chunks of one call
 concurrently (up to its `async.concurrency`, raised for remote stores by
-`storage.network`), so the requests in flight no longer depend on how many
+`storage.network`), so the requests in flight do not depend on how many
 threads dask has: a 2048 x 2048 uint16 plane of 512 x 512 chunks is 4 tiles
-of 4 chunks, 8 requests at once on 2 dask threads. The budget stays small
-because napari reads whole blocks (it widens the region it shows to block
-edges and caches each block it read): a tile larger than the view costs
-bytes, decoding and a bigger texture on every step. For that reason the
-napari adapter asks for its own views of remote arrays (`display=True`): one
-block per chunk (up to WHOLE_BYTES, one block), which it reads with many
-threads; napari's widened region then stays within one chunk of the view.
+of 4 chunks, 8 requests at once on 2 dask threads.
 """
 
 from __future__ import annotations
