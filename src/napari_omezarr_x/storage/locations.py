@@ -366,7 +366,9 @@ def _open_object(url: str, storage_options: dict[str, Any] | None) -> Location:
     if urlsplit(root).path.lower().endswith(ZIP_SUFFIXES):
         return _open_object_zip(root, storage_options)
     store = zarr_object_store(root, storage_options)
-    keys = ObjectKeys(root, store.store)
+    # Key access (probes, listings, sidecars) with obstore's own retries; zarr's reads
+    # go through `store`, which follows the remote settings.
+    keys = ObjectKeys(root, object_store(root, storage_options))
     for name in METADATA_FILES:
         if keys.get(name) is not None:
             break
@@ -479,13 +481,20 @@ def _open_object_of(store: Any, storage_options: dict[str, Any] | None) -> Locat
         return open_location(local)
     if isinstance(store, zarr.storage.ZipStore):
         return _open_zip(Path(store.path), "")
+    from .retry import RetryStore
+
     if isinstance(store, zarr.storage.ObjectStore):
         obs = store.store
         return Location(
-            store=store, root=str(obs), path="", kind="object", keys=ObjectKeys(str(obs), obs)
+            store=RetryStore(store, name=str(obs)),
+            root=str(obs),
+            path="",
+            kind="object",
+            keys=ObjectKeys(str(obs), obs),
         )
     if isinstance(store, zarr.storage.FsspecStore):
-        return Location(store=store, root=str(store), path="", kind="store")
+        retrying = RetryStore(store, name=str(store))
+        return Location(store=retrying, root=str(store), path="", kind="store")
     if hasattr(store, "fs") and hasattr(store, "root"):  # an fsspec mapper (FSMap)
         from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 

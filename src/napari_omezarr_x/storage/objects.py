@@ -128,10 +128,33 @@ def object_store(url: str, storage_options: Mapping[str, Any] | None = None) -> 
 def zarr_object_store(
     url: str, storage_options: Mapping[str, Any] | None = None, *, read_only: bool = True
 ) -> Any:
-    """The zarr store of an object-store URL: every reader and writer gets it here."""
+    """The zarr store of an object-store URL: every reader and writer gets it here.
+
+    Read-only stores follow the remote settings like every remote store
+    (`network.RemoteSettings`, applied by `retry.RetryStore`): obstore's own
+    retries are off so that one policy counts the attempts, and a request
+    lasts at most the deadline. Writers keep obstore's retries.
+    """
     import zarr.storage
 
-    return zarr.storage.ObjectStore(object_store(url, storage_options), read_only=read_only)
+    if not read_only:
+        return zarr.storage.ObjectStore(object_store(url, storage_options), read_only=False)
+    from .network import remote_settings
+    from .retry import RetryStore
+
+    settings = remote_settings()
+    options = dict(storage_options or {})
+    options.setdefault(
+        "retry_config",
+        {"max_retries": 0, "retry_timeout": timedelta(seconds=settings.deadline)},
+    )
+    options["client_options"] = {
+        "connect_timeout": timedelta(seconds=settings.connect_timeout),
+        "timeout": timedelta(seconds=settings.deadline),
+        **dict(options.get("client_options") or {}),
+    }
+    store = zarr.storage.ObjectStore(object_store(url, options), read_only=True)
+    return RetryStore(store, name=url.rstrip("/"), settings=settings)
 
 
 def _anonymous_unless(options: dict[str, Any], configured: bool) -> dict[str, Any]:

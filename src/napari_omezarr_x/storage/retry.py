@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import random
+import re
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
@@ -67,6 +68,8 @@ class Failure:
 
 def classify(exc: BaseException) -> Failure:
     """Judge an exception raised by a store, fsspec, aiohttp, requests or an object-store SDK."""
+    if type(exc).__module__.startswith("obstore"):
+        return _classify_obstore(exc)
     status, message, retry_after = _http_status(exc)
     if status is not None:
         reason = f"HTTP {status} {message}".strip()
@@ -88,6 +91,25 @@ def classify(exc: BaseException) -> Failure:
         if inner.transient or inner.status is not None:
             return inner
     return Failure(False, f"{name}: {exc}")
+
+
+# obstore's errors carry no status attribute; their message says it, or names the transport step.
+_OBSTORE_STATUS = re.compile(r"status code: (\d{3})(?: ([A-Za-z][A-Za-z \-]*))?")
+_OBSTORE_TRANSIENT = ("error sending request", "body error", "timed out", "connection")
+
+
+def _classify_obstore(exc: BaseException) -> Failure:
+    text = str(exc)
+    match = _OBSTORE_STATUS.search(text)
+    if match:
+        status = int(match.group(1))
+        reason = f"HTTP {status} {match.group(2) or ''}".strip()
+        return Failure(status in RETRY_STATUSES, reason, status)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    detail = first.split(" - ", 1)[-1].split("HTTP error: ", 1)[-1]
+    if any(word in first for word in _OBSTORE_TRANSIENT):
+        return Failure(True, f"connection failed: {detail}")
+    return Failure(False, f"{type(exc).__name__}: {detail}")
 
 
 # Transport errors by class name, so that aiohttp, requests and urllib3 need not be imported.
