@@ -136,11 +136,9 @@ class GuardedArray(da.Array):
         return (da.Array, (self.dask, self.name, self.chunks, self.dtype))
 
 
-def guard(array: da.Array, store: str, source: str) -> da.Array:
+def guard(array: da.Array, store: str, source: str, *, remote: bool) -> da.Array:
     """`array` as napari layer data that never raises our read errors while displayed."""
-    from napari_omezarr_x.storage import is_remote
-
     if isinstance(array, GuardedArray):
         return array
-    threads = REMOTE_READ_THREADS if is_remote(store) else None
+    threads = REMOTE_READ_THREADS if remote else None
     return GuardedArray(array, store, source, threads=threads)

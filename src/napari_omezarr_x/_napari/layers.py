@@ -28,6 +28,7 @@ from napari_omezarr_x.errors import NgffComplianceWarning, StoreAccessError
 from napari_omezarr_x.model import Channel, Image
 from napari_omezarr_x.read.lazy import to_dask
 from napari_omezarr_x.spec import metadata as md
+from napari_omezarr_x.storage import is_remote
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +231,8 @@ def display_levels(image: Image) -> list[da.Array]:
 
 def _levels(levels: list[da.Array], image: Image, name: str) -> dict[str, Any]:
     """Layer data: the levels, guarded so that napari draws a failed read blank (guard.py)."""
-    guarded = [guard(level, image.store, name) for level in levels]
+    remote = _is_remote(image)
+    guarded = [guard(level, image.store, name, remote=remote) for level in levels]
     if len(guarded) > 1:
         return {"data": guarded, "multiscale": True}
     return {"data": guarded[0], "multiscale": False}
@@ -458,7 +460,12 @@ def _min_max(
 
 def _read(array: da.Array, image: Image) -> np.ndarray:
     """Pixels of `array`, read as layer data are (remote blocks side by side; errors raise)."""
-    return np.asarray(guard(array, image.store, image.path))
+    return np.asarray(guard(array, image.store, image.path, remote=_is_remote(image)))
+
+
+def _is_remote(image: Image) -> bool:
+    """Whether reading the image crosses a network (mosaics know only their store's name)."""
+    return image.remote or is_remote(image.store)
 
 
 def _sample(level: da.Array, c: int | None) -> da.Array:
