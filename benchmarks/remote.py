@@ -2,9 +2,10 @@
 
 The store is written once by our writer with its default chunks (1, 1, 512, 512): a
 (2, Z, 2048, 2048) uint16 image whose full-resolution plane is 16 chunks, the case of
-issue 12. For each delay one `latency_server.py` process serves it; each reader opens it
-(`get_reader(url)(url)`), reads the middle full-resolution plane through the layer data,
-then the next `Z_STEPS` planes (a z scrub), each case in a fresh process.
+issue 12 (run.py's --size picks another shape, for a quick check). For each delay one
+`latency_server.py` process serves it; each reader opens it (`get_reader(url)(url)`),
+reads the middle full-resolution plane through the layer data, then the next `Z_STEPS`
+planes (a z scrub), each case in a fresh process.
 """
 
 from __future__ import annotations
@@ -22,15 +23,14 @@ Z_STEPS = 5
 PLANE = (2048, 2048)
 
 
-def _write_store(path: str, depth: int) -> None:
+def _write_store(path: str, shape: tuple[int, ...]) -> None:
     import dask.array as da
     import numpy as np
     import volumes
 
     from napari_omezarr_x.write import write_image
 
-    shape = (2, depth, *PLANE)
-    chunks = (1, min(64, depth), 256, 256)
+    chunks = volumes.clip_chunks(tuple(shape), volumes.IMAGE_CHUNKS)
     blocks = da.map_blocks(
         lambda block, block_info=None: volumes._image_block(
             tuple(block_info[None]["chunk-location"]),
@@ -42,16 +42,16 @@ def _write_store(path: str, depth: int) -> None:
     write_image(path, blocks, axes="czyx", name="remote", overwrite=True)
 
 
-def ensure_store(workdir: Path, depth: int) -> Path:
-    """Our writer's default-chunk store of (2, depth, 2048, 2048), written once (in a child)."""
-    store = workdir / f"remote-2x{depth}x2048x2048.ome.zarr"
+def ensure_store(workdir: Path, shape: tuple[int, ...]) -> Path:
+    """Our writer's default-chunk store of `shape` (c, z, y, x), written once (in a child)."""
+    store = workdir / f"remote-{'x'.join(map(str, shape))}.ome.zarr"
     marker = workdir / f"{store.name}.complete"
     if marker.exists() and (store / "zarr.json").exists():
         return store
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        pool.submit(_write_store, str(store), depth).result()
-    marker.write_text(json.dumps({"shape": [2, depth, *PLANE]}))
+        pool.submit(_write_store, str(store), tuple(shape)).result()
+    marker.write_text(json.dumps({"shape": list(shape)}))
     return store
 
 

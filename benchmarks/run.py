@@ -96,6 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="record save cases with py-spy into --out (adds overhead)",
     )
     args = parser.parse_args(argv)
+    args.size_given = args.size is not None
     args.size = args.size or (QUICK_SIZE if args.quick else DEFAULT_SIZE)
     args.edit_size = args.edit_size or (
         labels_edit.QUICK_SHAPE if args.quick else labels_edit.SHAPE
@@ -348,8 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     if "labels-edit" in args.areas:
         run_label_edits(runner)
     if "remote" in args.areas:
-        # Our default chunks on 2048 x 2048 planes (16 chunks a plane) whatever --size says.
-        store = remote.ensure_store(runner.workdir, 16 if args.quick else 64)
+        # Our default chunks on 2048 x 2048 planes (16 chunks a plane), unless --size is given.
+        shape = (2, 16 if args.quick else 64, *remote.PLANE)
+        store = remote.ensure_store(runner.workdir, args.size if args.size_given else shape)
         remote.run_remote(runner, store, READERS)
     env = environment()
     env["load_before"] = env_before["load"]

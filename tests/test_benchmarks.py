@@ -47,3 +47,22 @@ def test_run_writes_a_complete_record_for_our_writer(tmp_path: Path) -> None:
     assert record["peak_rss_mb"] >= record["peak_delta_mb"] > 0
     assert results["env"]["versions"]["napari-omezarr-x"]
     assert "| ours-0.5 |" in (out / "results.md").read_text()
+
+
+def test_remote_area_compares_both_readers_behind_the_latency_server(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    command = [sys.executable, str(RUN), "--size", "2,4,512,512", "--areas", "remote"]
+    command += ["--only", "ours@20ms,napari-ome-zarr@20ms", "--out", str(out)]
+    command += ["--workdir", str(tmp_path / "work")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    records = json.loads((out / "results.json").read_text())["records"]
+    assert sorted(r["case"] for r in records) == ["napari-ome-zarr@20ms", "ours@20ms"]
+    for record in records:
+        assert record["ok"], record
+        assert record["plane_shape"] == [512, 512]
+        assert len(record["z_steps_s"]) == 5
+        assert record["open_http"]["requests"] > 0
+    table = (out / "results.md").read_text()
+    assert "| 20 ms | napari-ome-zarr / ours |" in table
