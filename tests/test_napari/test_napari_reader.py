@@ -345,7 +345,8 @@ def test_corrupt_first_plane_at_start_up_keeps_the_window(
 ):
     """`napari broken.ome.zarr` opens as napari's main does: a viewer not yet shown, then
     `_qt_open`. A corrupt chunk in the first plane read used to raise out of it (napari
-    exited 1); now the layer is added hidden and a notification names the array."""
+    exited 1); now the layer is added, the unreadable region drawn blank (guard.py), and a
+    notification names the array and the chunk once the window is up."""
     path = broken_stores[which]
     viewer = make_napari_viewer()
     before = len(_error_messages())
@@ -355,17 +356,19 @@ def test_corrupt_first_plane_at_start_up_keeps_the_window(
     viewer.window.show()
     layers = list(viewer.layers)
     if which == "pyramid":
-        assert [(layer.name, layer.visible) for layer in layers] == [("pyramid", False)]
+        assert [(layer.name, layer.visible) for layer in layers] == [("pyramid", True)]
         array = f"{path}/2"
     else:
         assert [(layer.name, layer.visible) for layer in layers] == [
-            ("plane: dna", False), ("plane: actin", True)
+            ("plane: dna", True), ("plane: actin", True)
         ]  # fmt: skip
         array = f"{path}/0"
+        assert int(layers[1]._slice.image.raw.max()) > 0  # the readable channel shows
     qtbot.waitUntil(lambda: len(_error_messages()) > before, timeout=5000)
     (message,) = _error_messages()[before:]
-    assert message.startswith(f"{layers[0].name}: hidden, its first plane cannot be read")
-    assert f"{array}: cannot read chunk data" in message
+    assert message.startswith(f"{layers[0].name}: shown blank, the data could not be read")
+    assert f"{array}: cannot read region" in message
+    assert "(chunk c/0/0/0)" in message
     assert all("reveal" not in key for key in layers[0].metadata["omezarr"])
 
 

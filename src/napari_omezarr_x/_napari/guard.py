@@ -24,6 +24,7 @@ fetched side by side.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -33,6 +34,8 @@ import dask.array as da
 import numpy as np
 
 from napari_omezarr_x.errors import RemoteReadError, StoreAccessError
+
+logger = logging.getLogger(__name__)
 
 #: Seconds during which further failures of the same kind and store are
 #: counted instead of notified one by one.
@@ -62,9 +65,9 @@ class FailureReporter:
             self._last[key] = now
             held = self._held.pop(key, 0)
         more = f" ({held} similar failure{'s' * (held != 1)} since the last notice)" if held else ""
-        from napari.utils.notifications import show_error
-
-        show_error(f"{source}: shown blank, the data could not be read{more}. {error}")
+        message = f"{source}: shown blank, the data could not be read{more}. {error}"
+        logger.warning(message)
+        _notify_from_any_thread(message)
         return True
 
 
@@ -81,6 +84,49 @@ def failure_kind(error: BaseException) -> str:
 
 
 REPORTER = FailureReporter()
+#: How often, and how many times, a start-up notification checks for the window.
+_SHOWN_POLL_MS, _SHOWN_POLL_TRIES = 100, 600
+
+
+def notify_error(message: str) -> None:
+    """A napari error notification, shown as soon as the window is on screen.
+
+    napari draws a notification only if its window is visible when it arrives; at
+    start-up (`napari path`) layers are added before the window is shown, so the
+    message then waits for the event loop, which runs once the window is up.
+    Call it from the Qt thread.
+    """
+    import napari
+    from napari.utils.notifications import show_error
+
+    viewer = napari.current_viewer()
+    window = getattr(getattr(viewer, "window", None), "_qt_window", None)
+    if window is None or window.isVisible():
+        show_error(message)
+        return
+    from qtpy.QtCore import QTimer
+
+    def when_shown(tries: int) -> None:
+        if window.isVisible() or tries <= 0:
+            show_error(message)
+        else:
+            QTimer.singleShot(_SHOWN_POLL_MS, lambda: when_shown(tries - 1))
+
+    when_shown(_SHOWN_POLL_TRIES)
+
+
+def _notify_from_any_thread(message: str) -> None:
+    """notify_error on the Qt thread (napari's async slicing reads in a thread of its own)."""
+    from qtpy.QtWidgets import QApplication
+
+    if QApplication.instance() is None:  # napari without its Qt window
+        from napari.utils.notifications import show_error
+
+        show_error(message)
+        return
+    from superqt.utils import ensure_main_thread
+
+    ensure_main_thread(notify_error)(message)
 
 
 def in_napari_slicing() -> bool:

@@ -10,10 +10,11 @@ Napari integrations live here too:
 - a window's `min`/`max` becomes the contrast slider's range once a layer is
   added (layer data tuples cannot carry it);
 - layers are handed to napari hidden and shown once added: napari reads the
-  first plane while it adds a visible layer, and a chunk that cannot be read
-  there would abort `viewer.open` (at start-up, napari itself: `napari
-  broken.ome.zarr` exited). Shown after insertion, a failed first read leaves
-  that layer hidden with a notification naming the array, and the rest opens;
+  first plane while it adds a visible layer, and a read that raises there
+  would abort `viewer.open` (at start-up, napari itself: `napari
+  broken.ome.zarr` exited). The layer data draw our stores' read errors blank
+  with a notice (guard.py); anything else raised by that first read leaves
+  the layer hidden with a notification, and the rest opens;
 - labels layers switch to full-resolution editing when a paint tool is
   picked (see editing.py);
 - the first time the plugin is used, `.zarr` folders, URLs and paths inside
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from napari_omezarr_x._napari.editing import prepare_layer
+from napari_omezarr_x._napari.guard import notify_error
 from napari_omezarr_x._napari.layers import LayerData, layers_for_images
 from napari_omezarr_x.errors import NotOmeZarrError, OmeZarrXError
 from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
@@ -52,8 +54,6 @@ _MARKER = "napari-omezarr-x.json"
 LABELS_ONLY_ENV = "NAPARI_OMEZARR_X_LABELS_ONLY"
 #: Key of `metadata["omezarr"]` marking a layer handed over hidden, to show once added.
 _REVEAL = "reveal_when_added"
-#: How often, and how many times, a start-up notification checks for the window.
-_SHOWN_POLL_MS, _SHOWN_POLL_TRIES = 100, 600
 
 _hooked_viewers: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -125,32 +125,6 @@ def reveal(layer: Any) -> bool:
         notify_error(message)
         return False
     return True
-
-
-def notify_error(message: str) -> None:
-    """A napari error notification, shown as soon as the window is on screen.
-
-    napari draws a notification only if its window is visible when it arrives; at
-    start-up (`napari path`) layers are added before the window is shown, so the
-    message then waits for the event loop, which runs once the window is up.
-    """
-    import napari
-    from napari.utils.notifications import show_error
-
-    viewer = napari.current_viewer()
-    window = getattr(getattr(viewer, "window", None), "_qt_window", None)
-    if window is None or window.isVisible():
-        show_error(message)
-        return
-    from qtpy.QtCore import QTimer
-
-    def when_shown(tries: int) -> None:
-        if window.isVisible() or tries <= 0:
-            show_error(message)
-        else:
-            QTimer.singleShot(_SHOWN_POLL_MS, lambda: when_shown(tries - 1))
-
-    when_shown(_SHOWN_POLL_TRIES)
 
 
 def labels_only() -> bool:

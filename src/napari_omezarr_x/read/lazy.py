@@ -175,9 +175,16 @@ def _describe(key: Any) -> str:
     return f"region [{', '.join(parts)}]"
 
 
-def to_dask(source: ChunkSource, *, remote: bool = False, display: bool = False) -> Any:
+def to_dask(
+    source: ChunkSource | Any,
+    where: str = "",
+    *,
+    remote: bool = False,
+    display: bool = False,
+) -> Any:
     """A lazy dask view of a zarr array, in blocks of whole chunks (see the module docstring).
 
+    `source` is a ChunkSource, or a zarr array whose errors then name `where`.
     `remote` arrays get plane tiles of up to REMOTE_BLOCK_BYTES, or with
     `display` one block per chunk; local ones a block per chunk. Remote arrays
     up to WHOLE_BYTES are one block either way. `meta` is given so dask does
@@ -185,6 +192,8 @@ def to_dask(source: ChunkSource, *, remote: bool = False, display: bool = False)
     """
     import dask.array as da
 
+    if not isinstance(source, ChunkSource):
+        source = ChunkSource(source, where)
     arr = source.array
     budget = REMOTE_BLOCK_BYTES if remote and not display else 0
     whole = WHOLE_BYTES if remote else 0
