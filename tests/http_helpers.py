@@ -36,6 +36,14 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
     """Static files without request logging on stderr."""
 
     listable = True
+    #: When a list, the path of every request is appended to it (thread-safe append).
+    requests: list[str] | None = None
+
+    def do_GET(self) -> None:
+        """Serve a file, recording the request when asked to."""
+        if self.requests is not None:
+            self.requests.append(self.path)
+        super().do_GET()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output clean."""
@@ -49,7 +57,9 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 class _Server(http.server.ThreadingHTTPServer):
-    # The default backlog of 5 drops connections when a client opens many at once.
+    # Python's default listen backlog of 5 drops connections when a client opens
+    # many at once (the reader fetches documents side by side), which no real
+    # server does: the dropped ones wait a second for the retransmission.
     request_queue_size = 128
     daemon_threads = True
 
@@ -61,10 +71,18 @@ class _Server(http.server.ThreadingHTTPServer):
 
 @contextlib.contextmanager
 def serve(
-    folder: Path, *, listable: bool = True, handler: type[QuietHandler] = QuietHandler
+    folder: Path,
+    *,
+    listable: bool = True,
+    handler: type[QuietHandler] = QuietHandler,
+    requests: list[str] | None = None,
 ) -> Iterator[str]:
-    """Serve `folder` on a free localhost port; yield the base URL."""
-    handler_class = type(handler.__name__, (handler,), {"listable": listable})
+    """Serve `folder` on a free localhost port; yield the base URL.
+
+    `requests`, when given, receives the path of every GET request.
+    """
+    attrs = {"listable": listable, "requests": requests}
+    handler_class = type(handler.__name__, (handler,), attrs)
     server = _Server(("127.0.0.1", 0), functools.partial(handler_class, directory=str(folder)))
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()

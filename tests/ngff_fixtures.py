@@ -193,11 +193,14 @@ def write_plate(
     fields: int = 2,
     shape: tuple[int, ...] = (2, 8, 8),
     labels: bool = False,
+    acquisitions: tuple[int, ...] | None = None,
 ) -> Path:
     """A plate whose wells each hold `fields` images (cyx by default).
 
     Field f of the i-th listed well is filled with (10 * (i + 1) + f) % 256,
-    so tests can tell tiles apart.
+    so tests can tell tiles apart; its labels with 1 + f + 10 * i where the
+    label image is not 0 (a 0..4 pattern). `acquisitions` (one id per field)
+    puts field f into acquisition `acquisitions[f]`, listed by the plate.
     """
     fmt = zarr_format(version)
     root = zarr.open_group(path, mode="w", zarr_format=fmt)
@@ -214,6 +217,8 @@ def write_plate(
         "wells": plate_wells,
         "field_count": fields,
     }
+    if acquisitions is not None:
+        plate["acquisitions"] = [{"id": a, "name": f"run {a}"} for a in sorted(set(acquisitions))]
     if fmt == 2:
         plate["version"] = "0.4"
     set_ome(root, version, {"plate": plate})
@@ -221,6 +226,9 @@ def write_plate(
     for index, well in enumerate(wells):
         well_group = root.require_group(well)
         well_meta: dict[str, Any] = {"images": [{"path": str(f)} for f in range(fields)]}
+        if acquisitions is not None:
+            for f, image in enumerate(well_meta["images"]):
+                image["acquisition"] = acquisitions[f]
         if fmt == 2:
             well_meta["version"] = "0.4"
         set_ome(well_group, version, {"well": well_meta})
@@ -236,5 +244,48 @@ def write_plate(
             )
             if labels:
                 _write_label(field, version, "cells", {}, shape, axes, scales)
+                cells = field["labels/cells/0"]
+                pattern = cells[...]
+                cells[...] = np.where(pattern > 0, 1 + f + 10 * index, 0).astype(pattern.dtype)
                 set_ome(field.require_group("labels"), version, {"labels": ["cells"]})
+    return path
+
+
+def write_collection(
+    path: Path,
+    version: str,
+    n_series: int,
+    *,
+    shape: tuple[int, ...] = (2, 16, 16),
+    xml: bool = True,
+) -> Path:
+    """A bioformats2raw (layout 3) collection of `n_series` images named "series <i>"
+    in its OME-XML (with their sizes), each `shape` (cyx) filled with its index + 1."""
+    fmt = zarr_format(version)
+    root = zarr.open_group(path, mode="w", zarr_format=fmt)
+    set_ome(root, version, {"bioformats2raw.layout": 3})
+    axes = [a for a in AXES_5D if a["name"] in "cyx"][-len(shape) :]
+    images = []
+    for i in range(n_series):
+        group = root.create_group(str(i))
+        write_array(group, "0", np.full(shape, i + 1, dtype="uint8"), version, shape)
+        set_ome(
+            group,
+            version,
+            {"multiscales": [multiscale(version, axes, ["0"], [[1.0] * len(shape)], name=None)]},
+        )
+        c, y, x = (1, *shape)[-3:]
+        images.append(
+            f'<Image ID="Image:{i}" Name="series {i}"><Pixels ID="Pixels:{i}" '
+            f'DimensionOrder="XYZCT" SizeT="1" SizeC="{c}" SizeZ="1" SizeY="{y}" SizeX="{x}" '
+            'Type="uint8"/></Image>'
+        )
+    ome = root.create_group("OME")
+    set_ome(ome, version, {"series": [str(i) for i in range(n_series)]})
+    if xml:
+        (path / "OME" / "METADATA.ome.xml").write_text(
+            '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+            + "".join(images)
+            + "</OME>"
+        )
     return path

@@ -258,7 +258,9 @@ def _expected_images(dataset: dict) -> list[tuple[str, str | None, list, str]]:
     dtypes = [np.dtype(img["levels"][0]["dtype"]).name for img in images]
     if dataset["plates"]:
         plate = dataset["plates"][0]
-        mosaic = [(*s[:-2], s[-2] * plate["n_rows"], s[-1] * plate["n_columns"]) for s in shapes[0]]
+        fields = max(len(well["images"]) for well in dataset["wells"])
+        grid = (plate["n_rows"], plate["n_columns"])
+        mosaic = [(fields, *s[:-2], s[-2] * grid[0], s[-1] * grid[1]) for s in shapes[0]]
         return [("", plate["name"], mosaic, dtypes[0])]
     names = [(i["name"] or "").strip("/") or None for i in images]
     xml = _xml_names(folder)

@@ -244,4 +244,4 @@ def test_http_label_and_well_paths(http_root):
     (label,) = read_ome_zarr(f"{base}/zarr-java_ome_v0.4.zarr/labels/nuclei/")
     assert (label.kind, label.name, label.levels[0].shape) == ("labels", "nuclei", (8, 16, 16))
     (well,) = read_ome_zarr(f"{base}/zarr-java_ome_v0.5_hcs.zarr/A/1")
-    assert (well.kind, well.levels[0].shape) == ("well", (1, 2, 4, 8, 8))
+    assert (well.kind, well.levels[0].shape) == ("well", (1, 1, 2, 4, 8, 8))  # field axis first

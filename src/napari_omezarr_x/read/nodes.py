@@ -21,7 +21,7 @@ from napari_omezarr_x.errors import (
     OmeZarrXError,
     StoreAccessError,
 )
-from napari_omezarr_x.storage import Location, object_error, parallel
+from napari_omezarr_x.storage import Location, object_error, parallel, read_many
 
 
 def is_missing(exc: Exception) -> bool:
@@ -129,6 +129,52 @@ class NodeReader:
 
         return zarr.open_array(self.loc.store, path=path, mode="r", zarr_format=zarr_format)
 
-    def open_groups(self, paths: Sequence[str]) -> list[Any]:
+    def array_from_document(self, path: str, document: bytes) -> Any:
+        """The zarr array at `path` from its metadata document's bytes (no request)."""
+        import zarr
+        from zarr.storage import StorePath
+
+        return zarr.Array.from_dict(StorePath(self.loc.store, path), json.loads(document))
+
+    def array_documents(self, paths: Sequence[str]) -> list[Any] | None:
+        """The metadata documents of the arrays at `paths`, read in one batch (None
+        where absent), or None when the store has no batch read or the format is unknown."""
+        name = {3: "zarr.json", 2: ".zarray"}.get(self.zarr_format or 0)
+        if name is None:
+            return None
+        return read_many(self.loc, [self.loc.join(p, name) for p in paths])
+
+    def open_groups(self, paths: Sequence[str], workers: int | None = None) -> list[Any]:
         """Groups at `paths`, opened concurrently; exceptions in place of failures."""
-        return parallel([lambda p=p: self.group(p) for p in paths])
+        calls = [lambda p=p: self.group(p) for p in paths]
+        return parallel(calls, workers) if workers else parallel(calls)
+
+    def group_attrs(self, paths: Sequence[str], workers: int | None = None) -> list[Any]:
+        """Attributes of the groups at `paths`, read side by side: their metadata
+        documents in one batch where the store allows it, else through zarr.
+        Exceptions in place of failures (FileNotFoundError for a missing group)."""
+        fmt = self.zarr_format
+        name = {3: "zarr.json", 2: ".zattrs"}.get(fmt or 0)
+        docs = read_many(self.loc, [self.loc.join(p, name) for p in paths]) if name else None
+        if docs is None:
+            groups = self.open_groups(paths, workers)
+            return [g if isinstance(g, Exception) else g.attrs for g in groups]
+        return [self._attrs(path, name, doc) for path, doc in zip(paths, docs, strict=True)]
+
+    def _attrs(self, path: str, name: str, doc: bytes | Exception | None) -> Any:
+        where = self.loc.describe(self.loc.join(path, name))
+        if isinstance(doc, Exception):
+            return doc
+        if doc is None:
+            return FileNotFoundError(f"{where}: not found")
+        try:
+            parsed = json.loads(doc)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return MetadataError(f"{where}: malformed JSON metadata: {exc}")
+        if not isinstance(parsed, dict):
+            return MetadataError(f"{where}: not a JSON object")
+        if name == "zarr.json":
+            if parsed.get("node_type") != "group":
+                return MetadataError(f"{where}: not a zarr group")
+            parsed = parsed.get("attributes") or {}
+        return parsed if isinstance(parsed, dict) else MetadataError(f"{where}: bad attributes")

@@ -19,16 +19,16 @@ from napari_omezarr_x.errors import (
     MetadataError,
     NgffComplianceWarning,
     NotOmeZarrError,
-    OmeZarrXError,
     StoreAccessError,
 )
-from napari_omezarr_x.model import Image
+from napari_omezarr_x.model import Image, Plate
 from napari_omezarr_x.spec import metadata as md
 from napari_omezarr_x.storage import Location, StoreLike, open_location
 
+from .collections import SeriesChoice, group_collection, read_bioformats2raw, xml_series
 from .images import ImageReader, integer_levels, label_name
 from .nodes import Node, access_error, is_missing
-from .plates import read_plate, read_well
+from .plates import Acquisition, read_fields, read_plate, read_well
 from .probe import MAX_NESTED_DEPTH
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,9 @@ def read_ome_zarr(
     *,
     storage_options: dict[str, Any] | None = None,
     with_source: bool = False,
+    within: str | None = None,
+    acquisition: Acquisition = None,
+    series: SeriesChoice = None,
 ) -> list[Image]:
     """Every image at `path` (root first), each with its label images in `.labels`.
 
@@ -49,15 +52,22 @@ def read_ome_zarr(
     label image opened on its own comes with the image it labels
     (`image-label.source`, by default `../../`): that image is returned with the
     opened labels in `.labels` (a warning, and the labels alone, when it cannot be
-    read). Raises NotOmeZarrError, MetadataError or StoreAccessError with a message
-    naming the path; warns NgffComplianceWarning for readable-but-broken parts.
+    read). `within` reads the group at that path inside the store `path` (as
+    `Image.path` names it) instead of the group `path` points at. `acquisition`
+    picks a plate's acquisition (an id, "all", or None for the first of several).
+    `series` picks the images of a collection (an index, a list of them, "all",
+    or None: all of a collection of up to 3, else the first). Raises
+    NotOmeZarrError, MetadataError or StoreAccessError with a message naming the
+    path; warns NgffComplianceWarning for readable-but-broken parts.
     """
     location = open_location(path, storage_options)
+    if within is not None:
+        location.path = within.strip("/")
     with warnings.catch_warnings():
         # Old bioformats2raw releases wrote `"filters": []`; zarr complains about
         # it on every array, which tells a napari user nothing they can act on.
         warnings.filterwarnings("ignore", message="Found an empty list of filters")
-        images = Reader(location).read()
+        images = Reader(location, acquisition=acquisition, series=series).read()
         if with_source:
             images = with_source_image(location, images)
         return images
@@ -101,8 +111,24 @@ def with_source_image(location: Location, images: list[Image]) -> list[Image]:
     return [image]
 
 
+def read_plate_fields(
+    plate: Plate, storage_options: dict[str, Any] | None = None
+) -> list[list[Image | None]]:
+    """Each field image of each well of a plate `read_ome_zarr` returned (its
+    `Image.plate`), with full metadata and lazy levels: what converting or
+    copying a plate field by field needs. Unreadable fields are None (warned)."""
+    return read_fields(Reader(open_location(plate.store, storage_options)), plate)
+
+
 class Reader(ImageReader):
     """Reads every OME node of one opened store location."""
+
+    def __init__(
+        self, location: Location, *, acquisition: Acquisition = None, series: SeriesChoice = None
+    ) -> None:
+        super().__init__(location)
+        self.acquisition = acquisition
+        self.series = series
 
     def read(self) -> list[Image]:
         """Everything at the location's path."""
@@ -137,7 +163,7 @@ class Reader(ImageReader):
         except Exception:  # the parent is optional context, not required to read
             return
         if "bioformats2raw.layout" in parent_attrs and "multiscales" not in parent_attrs:
-            names = self.ome_xml_names(parent)
+            names = [x.name for x in xml_series(self, parent)]
             if int(series) < len(names) and names[int(series)]:
                 image.name = names[int(series)]
 
@@ -163,15 +189,15 @@ class Reader(ImageReader):
                         stacklevel=2,
                     )
                     image.kind, image.label = "image", None
-            return [image, *self.nested_images(path, image)]
+            return self.nested_images(path, image)
         if "plate" in ome:
-            return [read_plate(self, path, group)]
+            return [read_plate(self, path, group, self.acquisition)]
         if "well" in ome:
-            return [read_well(self, path, group)]
+            return [read_well(self, path, group, self.acquisition)]
         if "labels" in ome:
             return self.read_labels_group(path, attrs, strict=True)
         if "bioformats2raw.layout" in ome:
-            return self.read_series(path, attrs)
+            return read_bioformats2raw(self, path, self.series)
         return self.nested_images(path, None)
 
     def _is_label_path(self, path: str, ome: dict[str, Any]) -> bool:
@@ -180,19 +206,24 @@ class Reader(ImageReader):
         return "image-label" in ome or (len(parts) >= 2 and parts[-2] == "labels")
 
     def nested_images(self, path: str, parent: Image | None) -> list[Image]:
-        """Images in child groups (e.g. `sub_array_1`, `sub_array_2/sub_sub_array_1`)."""
+        """`parent` (the image at `path`, if any) and the images in child groups (e.g.
+        `sub_array_1`, `sub_array_2/sub_sub_array_1`), chosen as collections are."""
         if not self.loc.listable:
-            return []
+            return [parent] if parent is not None else []
         skip = {"OME"}
         if parent is not None:
             # An image's own labels and level arrays are not nested images. Elsewhere
             # (e.g. a spatialdata store) a plain `labels` group is searched too.
             skip |= {"labels", *(p.split("/", 1)[0] for p in parent.level_paths)}
-        found: list[Image] = []
+        found: list[tuple[str, Node]] = []
         self._collect_nested(path, skip, found, depth=1)
-        return found
+        if not found:
+            return [parent] if parent is not None else []
+        return group_collection(self, path, parent, found, self.series)
 
-    def _collect_nested(self, path: str, skip: set[str], found: list[Image], depth: int) -> None:
+    def _collect_nested(
+        self, path: str, skip: set[str], found: list[tuple[str, Node]], depth: int
+    ) -> None:
         for name in self.loc.child_names(path):
             if name in skip:
                 continue
@@ -205,57 +236,6 @@ class Reader(ImageReader):
                 continue
             ome = md.ome_attributes(attrs)
             if md.is_ome_node(attrs) and "labels" not in ome:
-                try:
-                    found.extend(self.read_node(child_path, child))
-                except OmeZarrXError as exc:
-                    warnings.warn(
-                        f"nested image skipped: {exc}", NgffComplianceWarning, stacklevel=2
-                    )
+                found.append((child_path, child))
             elif depth < MAX_NESTED_DEPTH and not md.is_ome_node(attrs):
                 self._collect_nested(child_path, set(), found, depth + 1)
-
-    def read_series(self, path: str, attrs: dict[str, Any]) -> list[Image]:
-        """Every series of a bioformats2raw collection, named from its OME-XML."""
-        where = self.loc.describe(path)
-        names = self.ome_xml_names(path)
-        series = self._series_paths(path, names)
-        groups = self.open_groups([self.loc.join(path, s) for s in series])
-        images = []
-        for index, (series_path, result) in enumerate(zip(series, groups, strict=True)):
-            full = self.loc.join(path, series_path)
-            if isinstance(result, Exception):
-                warnings.warn(
-                    f"series skipped: {access_error(self.loc.describe(full), result)}",
-                    NgffComplianceWarning,
-                    stacklevel=2,
-                )
-                continue
-            for image in self.read_node(full, result):
-                if image.path == full and index < len(names) and names[index]:
-                    image.name = names[index]
-                images.append(image)
-        if not images:
-            raise MetadataError(f"{where}: bioformats2raw collection holds no readable series")
-        return images
-
-    def _series_paths(self, path: str, names: list[str]) -> list[str]:
-        try:
-            ome_attrs = md.ome_attributes(self.group(self.loc.join(path, "OME")).attrs)
-            listed = ome_attrs.get("series")
-        except Exception:  # the OME group is optional
-            listed = None
-        if isinstance(listed, list) and listed:
-            return [str(s) for s in listed]
-        if names:
-            return [str(i) for i in range(len(names))]
-        if self.loc.listable:
-            keys = self.loc.child_names(path)
-            return sorted((k for k in keys if k.isdigit()), key=int)
-        return ["0"]
-
-    def ome_xml_names(self, path: str) -> list[str]:
-        """Image names from the collection's OME-XML (empty when absent or unreadable)."""
-        data = self.loc.read_bytes(self.loc.join(path, "OME", "METADATA.ome.xml"))
-        if data is None:
-            data = self.loc.read_sidecar()
-        return md.ome_xml_image_names(data, self.loc.describe(path)) if data else []

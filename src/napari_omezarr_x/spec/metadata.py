@@ -443,9 +443,46 @@ def label_names(attrs: dict[str, Any]) -> list[str]:
 
 def ome_xml_image_names(data: bytes, where: str) -> list[str]:
     """Image names, in series order, from a bioformats2raw OME-XML document."""
+    return [image.name for image in ome_xml_images(data, where)]
+
+
+#: OME-XML pixel types that numpy spells differently.
+_OME_TYPES = {
+    "float": "float32",
+    "double": "float64",
+    "complex": "complex64",
+    "double-complex": "complex128",
+    "bit": "bool",
+}
+
+
+@dataclass
+class XmlImage:
+    """What OME-XML says about one image: its name, TCZYX size and pixel type."""
+
+    name: str
+    shape: tuple[int, ...] | None
+    dtype: str | None
+
+
+def ome_xml_images(data: bytes, where: str) -> list[XmlImage]:
+    """Images, in series order, of a bioformats2raw OME-XML document (empty if unreadable)."""
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
         warnings.warn(f"{where}: unreadable OME-XML: {exc}", NgffComplianceWarning, stacklevel=2)
         return []
-    return [el.get("Name") or "" for el in root if el.tag.rsplit("}", 1)[-1] == "Image"]
+    images = []
+    for element in root:
+        if element.tag.rsplit("}", 1)[-1] != "Image":
+            continue
+        pixels = next((e for e in element if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+        shape = dtype = None
+        if pixels is not None:
+            sizes = [pixels.get(f"Size{axis}") for axis in "TCZYX"]
+            if all(s is not None and s.isdigit() for s in sizes):
+                shape = tuple(int(s) for s in sizes)  # type: ignore[arg-type]
+            kind = pixels.get("Type")
+            dtype = _OME_TYPES.get(kind, kind) if kind else None
+        images.append(XmlImage(element.get("Name") or "", shape, dtype))
+    return images

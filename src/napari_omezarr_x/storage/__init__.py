@@ -7,9 +7,10 @@ remote reads (`network`: timeouts, retries, requests in flight; `retry`: the zar
 store wrapper applying them, imported on use as it needs zarr), raw key views
 for the validator, JSON documents of local folders and object stores, crash-safe
 replacement of folders and files, crash-safe updates of many files of one folder
-(`journal`, used to save label edits), and concurrent I/O calls. Everything above
-(`spec`, `read`, `write`, the applications and `_napari`) reaches files and URLs
-only through here. Imports nothing of this package but `errors`.
+(`journal`, used to save label edits), concurrent I/O calls, and batches of small
+documents read at once. Everything above (`spec`, `read`, `write`, the
+applications and `_napari`) reaches files and URLs only through here. Imports
+nothing of this package but `errors`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .atomic import (
     staging_dir,
     write_file,
 )
+from .batch import read_many
 from .concurrency import parallel
 from .documents import Documents, documents_for, dump_json, read_json, write_json
 from .locations import (
@@ -75,6 +77,7 @@ __all__ = [
     "parallel",
     "read_json",
     "read_local_attrs",
+    "read_many",
     "remote_settings",
     "reset_remote",
     "split_zip_path",

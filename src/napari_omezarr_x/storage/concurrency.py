@@ -15,8 +15,9 @@ T = TypeVar("T")
 _MAX_WORKERS = 16
 
 
-def parallel(calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
-    """Run independent I/O calls concurrently; each result or the exception it raised."""
+def parallel(calls: Sequence[Callable[[], T]], workers: int = _MAX_WORKERS) -> list[T | Exception]:
+    """Run independent I/O calls concurrently (at most `workers` at a time); each
+    result or the exception it raised."""
 
     def run(call: Callable[[], T]) -> T | Exception:
         try:
@@ -26,5 +27,5 @@ def parallel(calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
 
     if len(calls) <= 1:
         return [run(c) for c in calls]
-    with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(calls))) as pool:
+    with ThreadPoolExecutor(max_workers=min(workers, len(calls))) as pool:
         return list(pool.map(run, calls))
