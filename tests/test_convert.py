@@ -133,3 +133,66 @@ def test_unreadable_input(tmp_path: Path) -> None:
     bad.write_bytes(b"not a tiff at all")
     with pytest.raises(StoreAccessError, match="cannot read TIFF"):
         convert(str(bad), str(tmp_path / "out.zarr"))
+
+
+def _ome_zarr_py_plate(path: Path) -> dict[tuple[str, int], np.ndarray]:
+    """A 2 x 3 plate with 3 wells of 2 fields and labels, written by ome-zarr-py;
+    returns each (well, field)'s pixels."""
+    from ome_zarr.writer import (
+        write_image,
+        write_labels,
+        write_plate_metadata,
+        write_well_metadata,
+    )
+
+    root = zarr.open_group(path, mode="w")
+    wells = ["A/1", "A/3", "B/2"]
+    write_plate_metadata(root, ["A", "B"], ["1", "2", "3"], wells, name="their plate")
+    pixels = {}
+    for i, well in enumerate(wells):
+        group = root.require_group(well)
+        write_well_metadata(group, [{"path": "0"}, {"path": "1"}])
+        for f in range(2):
+            data = (np.arange(2 * 32 * 40) % 200 + 10 * i + f).astype("uint16").reshape(2, 32, 40)
+            fg = group.require_group(str(f))
+            write_image(data, fg, axes="cyx")
+            labels = np.zeros((32, 40), dtype="uint8")
+            labels[4:9, 3 + f : 20] = i + 1
+            write_labels(labels, fg, name="cells", axes="yx")
+            pixels[(well, f)] = data
+    return pixels
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_plate_stays_a_plate(tmp_path: Path, version: str) -> None:
+    import warnings
+
+    from napari_ome_zarr import napari_get_reader
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Plate, Reader
+
+    from napari_omezarr_x.read import read_ome_zarr
+
+    source = tmp_path / "theirs.ome.zarr"
+    pixels = _ome_zarr_py_plate(source)
+    out = convert(str(source), str(tmp_path / "ours.ome.zarr"), version=version)
+    report = validate_store(out)
+    assert report.valid, report.errors
+    (plate,) = read_ome_zarr(out)
+    assert plate.kind == "plate"
+    assert plate.name == "their plate"
+    assert [w.path for w in plate.plate.wells] == ["A/1", "A/3", "B/2"]
+    for well in plate.plate.wells:
+        for f in range(2):
+            tile = plate.levels[0][f, :, well.row * 32 : (well.row + 1) * 32]
+            tile = tile[..., well.column * 40 : (well.column + 1) * 40]
+            np.testing.assert_array_equal(tile.compute(), pixels[(well.path, f)])
+    (cells,) = plate.labels
+    assert cells.levels[0][1, 4, 4:20].compute().tolist() == [1] * 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nodes = list(Reader(parse_url(out))())
+        assert any(isinstance(spec, Plate) for spec in nodes[0].specs)
+        layers = napari_get_reader(out)(out)
+    assert [kind for *_, kind in layers] == ["image", "labels"]
+    assert layers[0][0][0].shape == (2, 64, 120)

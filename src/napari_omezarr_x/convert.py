@@ -6,7 +6,8 @@ pixel sizes are kept. Other formats go through imageio (whole image in memory, a
 napari's builtin reader does). An OME-Zarr source may be any StoreLike (an object-store
 URL too). Writing goes through `write.write_image`, so the output is the same as
 napari's "Save as OME-Zarr", to a folder or an object store, on a dask cluster when one
-is active or given.
+is active or given. An HCS plate is copied as a plate, field by field, with
+`write.write_plate`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import MetadataError, StoreAccessError
-from .model import Axis, Channel
+from .model import Axis, Channel, Plate
 from .storage import StoreLike, is_remote
 
 logger = logging.getLogger(__name__)
@@ -91,10 +92,25 @@ def convert(
     `output` a folder or an object-store URL; `storage_options` configure the
     object stores of both. The save runs on `scheduler` (a dask.distributed
     Client or scheduler address), or an active Client, as `write_image` does.
+    An HCS plate stays a plate: every field of every well (all acquisitions)
+    with its labels, written by `write.write_plate`.
     """
     from .write import add_labels, write_image
 
     options = {"storage_options": storage_options, "scheduler": scheduler}
+    plate = _plate_of(source, storage_options)
+    if plate is not None:
+        return _convert_plate(
+            plate,
+            output,
+            version=version,
+            chunks=chunks,
+            shards=shards,
+            levels=levels,
+            overwrite=overwrite,
+            progress=progress,
+            **options,
+        )
     with open_source(source, storage_options) as image:
         out = write_image(
             output,
@@ -115,6 +131,87 @@ def convert(
         for label in image.labels:
             _add_label(out, label, image, functools.partial(add_labels, **options))
     return str(out)
+
+
+def _plate_of(path: StoreLike, storage_options: dict[str, Any] | None) -> Plate | None:
+    """The layout of the plate at `path` (every acquisition), or None for anything else."""
+    from .read import looks_like_ome_zarr, read_ome_zarr
+
+    if not (looks_like_ome_zarr(path, storage_options) or is_remote(path)):
+        return None
+    images = read_ome_zarr(path, storage_options=storage_options, acquisition="all")
+    return images[0].plate if images and images[0].kind == "plate" else None
+
+
+def _convert_plate(plate: Plate, output: StoreLike, **options: Any) -> str:
+    """Copy a plate field by field; fields that cannot be read are reported and left out."""
+    from .read import read_plate_fields
+    from .write import FieldSpec, LabelsSpec, WellSpec, write_plate
+    from .write.plates import complete_acquisitions
+
+    wells = []
+    levels = options.pop("levels")
+    fields_of = read_plate_fields(plate, options["storage_options"])
+    for well, images in zip(plate.wells, fields_of, strict=True):
+        fields = []
+        for field_path, acquisition, image in zip(
+            well.fields, well.acquisitions, images, strict=True
+        ):
+            if image is None:
+                logger.warning("%s/%s: field not converted (unreadable)", well.path, field_path)
+                continue
+            source = _source_of(image)
+            labels = [
+                LabelsSpec(
+                    data=_fit_label(label.levels[0], label.axes, source),
+                    name=label.name or label.path.rsplit("/", 1)[-1],
+                    colors=(label.label.colors or None) if label.label else None,
+                    properties=(label.label.properties or ()) if label.label else (),
+                )
+                for label in image.labels
+            ]
+            fields.append(
+                FieldSpec(
+                    data=source.data,
+                    group=field_path,
+                    axes=source.axes,
+                    scale=source.scale,
+                    translate=source.translate,
+                    name=source.name,
+                    channels=source.channels or None,
+                    acquisition=acquisition,
+                    labels=labels,
+                )
+            )
+            levels = levels if levels is not None else source.levels
+        if fields:
+            wells.append(WellSpec(plate.rows[well.row], plate.columns[well.column], fields))
+    if not wells:
+        raise MetadataError(f"{plate.store}: no field of the plate can be read")
+    return write_plate(
+        output,
+        wells,
+        rows=plate.rows,
+        columns=plate.columns,
+        name=plate.name,
+        acquisitions=complete_acquisitions(plate.acquisitions, wells),
+        levels=levels,
+        **options,
+    )
+
+
+def _source_of(image: Any) -> Source:
+    """What converting needs of a model image: level 0 and its metadata."""
+    return Source(
+        data=image.levels[0],
+        axes=list(image.axes),
+        scale=list(image.scale),
+        translate=list(image.translate),
+        name=image.name,
+        channels=list(image.channels),
+        labels=list(image.labels),
+        levels=len(image.levels),
+    )
 
 
 def _add_label(out: str, label: Any, image: Source, add_labels: Callable[..., str]) -> None:
@@ -180,17 +277,7 @@ def _from_ome_zarr(path: StoreLike, storage_options: dict[str, Any] | None) -> S
             len(images),
             images[0].path or "/",
         )
-    image = images[0]
-    return Source(
-        data=image.levels[0],
-        axes=list(image.axes),
-        scale=list(image.scale),
-        translate=list(image.translate),
-        name=image.name,
-        channels=list(image.channels),
-        labels=list(image.labels),
-        levels=len(image.levels),
-    )
+    return _source_of(images[0])
 
 
 @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 - `stores`: the public API (`write_image`, `write_labels`, `add_labels`,
   `write_store`) and the crash-safe build of a store;
+- `plates`: HCS plates (`write_plate`: plate and well metadata, fields, labels
+  per field) and plate mosaics cut back into wells;
 - `layout`: where each napari layer of a multi-layer save goes;
 - `targets`: where a save goes and how it stays safe there (a staging folder
   and an atomic exchange; in object stores fresh array paths, documents from the
@@ -22,6 +24,7 @@ May import `storage`, `spec`, `read`, `model` and `errors`; never napari.
 from __future__ import annotations
 
 from .labels_update import EditableLabels, SaveReport, open_labels, update_labels
+from .plates import FieldSpec, WellSpec, write_plate
 from .stores import (
     ImageSpec,
     LabelsSpec,
@@ -34,14 +37,17 @@ from .stores import (
 
 __all__ = [
     "EditableLabels",
+    "FieldSpec",
     "ImageSpec",
     "LabelsSpec",
     "SaveReport",
+    "WellSpec",
     "add_labels",
     "is_image",
     "open_labels",
     "update_labels",
     "write_image",
     "write_labels",
+    "write_plate",
     "write_store",
 ]

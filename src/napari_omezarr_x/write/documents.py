@@ -321,6 +321,44 @@ def default_label_colors(values: np.ndarray) -> np.ndarray:
     return table.reshape(*np.shape(values), 4)
 
 
+def plate_json(
+    name: str | None,
+    rows: Sequence[str],
+    columns: Sequence[str],
+    wells: Sequence[tuple[str, int, int]],
+    field_count: int,
+    acquisitions: Sequence[Mapping[str, Any]],
+    version: str,
+) -> dict[str, Any]:
+    """The `plate` block: grid names, wells as (path, row index, column index),
+    the largest number of fields per well and the acquisitions (each with an `id`)."""
+    block: dict[str, Any] = {
+        "columns": [{"name": c} for c in columns],
+        "rows": [{"name": r} for r in rows],
+        "wells": [{"path": p, "rowIndex": r, "columnIndex": c} for p, r, c in wells],
+        "field_count": int(field_count),
+    }
+    if name:
+        block["name"] = name
+    if acquisitions:
+        block["acquisitions"] = [_json_safe(a) for a in acquisitions]
+    if version == "0.4":
+        block["version"] = "0.4"
+    return block
+
+
+def well_json(images: Sequence[tuple[str, int | None]], version: str) -> dict[str, Any]:
+    """The `well` block: its field images as (path, acquisition id or None)."""
+    entries = [
+        {"path": path, **({"acquisition": int(acq)} if acq is not None else {})}
+        for path, acq in images
+    ]
+    block: dict[str, Any] = {"images": entries}
+    if version == "0.4":
+        block["version"] = "0.4"
+    return block
+
+
 def _rgba255(rgba: Sequence[float]) -> list[int]:
     vals = [float(v) for v in rgba]
     if len(vals) == 3:

@@ -38,7 +38,7 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,15 +136,17 @@ def write_plans(
     progress: Progress | None,
     overwrite: bool,
     scheduler: Any = None,
+    groups: Mapping[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Write `plans` to `target` safely (see the module docstring)."""
+    """Write `plans` to `target` safely (see the module docstring). `groups` adds the
+    attributes of groups that are not images (a plate and its wells), by path."""
     for plan in plans:
         # The spec recommends a name for every multiscale (`validate --strict` needs it).
         plan.name = plan.name or _default_name(target.text, plan.rel)
     if target.folder is not None:
-        _write_folder(target.folder, plans, progress, overwrite, scheduler)
+        _write_folder(target.folder, plans, progress, overwrite, scheduler, groups)
     else:
-        _write_objects(target, plans, progress, overwrite, scheduler)
+        _write_objects(target, plans, progress, overwrite, scheduler, groups)
     log.info("wrote %s", target.text)
 
 
@@ -163,7 +165,12 @@ def _default_name(target: str, rel: str) -> str:
 
 
 def _write_folder(
-    target: Path, plans: Sequence[Plan], progress: Progress | None, overwrite: bool, scheduler: Any
+    target: Path,
+    plans: Sequence[Plan],
+    progress: Progress | None,
+    overwrite: bool,
+    scheduler: Any,
+    groups: Mapping[str, dict[str, Any]] | None = None,
 ) -> None:
     """Build `plans` in a staging folder and move it to `target` when complete."""
     if target.exists() and not overwrite:
@@ -177,7 +184,7 @@ def _write_folder(
     try:
         arrays = create_arrays(staged, plans)
         present = store_plans(plans, arrays, progress, scheduler)
-        _write_group_attrs(staged, plans, present)
+        _write_group_attrs(staged, plans, present, groups)
         atomic.move_into_place(staged, target)
     finally:
         if staged.exists():
@@ -185,10 +192,13 @@ def _write_folder(
 
 
 def group_attributes(
-    plans: Sequence[Plan], present: Sequence[np.ndarray | None]
+    plans: Sequence[Plan],
+    present: Sequence[np.ndarray | None],
+    extra: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, tuple[int, dict[str, Any]]]:
     """(zarr format, attributes) of every group the plans need, the root and
-    intermediate groups included, keyed by group path ("" = root)."""
+    intermediate groups included, keyed by group path ("" = root); `extra`
+    adds attributes by group path."""
     zfmt = 3 if plans[0].version == "0.5" else 2
     groups: dict[str, tuple[int, dict[str, Any]]] = {"": (zfmt, {})}
     labels_of: dict[str, list[str]] = {}
@@ -203,15 +213,20 @@ def group_attributes(
     for rel, names in labels_of.items():
         content = {"labels": names}
         groups[rel] = (zfmt, {"ome": {"version": "0.5", **content}} if zfmt == 3 else content)
+    for rel, attrs in (extra or {}).items():
+        groups[rel] = (zfmt, {**groups.get(rel, (zfmt, {}))[1], **attrs})
     return groups
 
 
 def _write_group_attrs(
-    root: Path, plans: Sequence[Plan], present: Sequence[np.ndarray | None]
+    root: Path,
+    plans: Sequence[Plan],
+    present: Sequence[np.ndarray | None],
+    extra: Mapping[str, dict[str, Any]] | None = None,
 ) -> None:
     import zarr
 
-    for rel, (zfmt, attrs) in group_attributes(plans, present).items():
+    for rel, (zfmt, attrs) in group_attributes(plans, present, extra).items():
         if attrs:
             group = zarr.open_group(str(root / rel), mode="a", zarr_format=zfmt)
             group.attrs.update(attrs)
@@ -226,12 +241,13 @@ def _write_objects(
     progress: Progress | None,
     overwrite: bool,
     scheduler: Any,
+    groups: Mapping[str, dict[str, Any]] | None = None,
 ) -> None:
     keys = target.keys()
     existing = keys.keys()
     _check_object_target(target, keys, existing, overwrite)
     with _object_errors(target):
-        _write_new_version(target, keys, existing, plans, progress, scheduler)
+        _write_new_version(target, keys, existing, plans, progress, scheduler, groups)
 
 
 @contextlib.contextmanager
@@ -254,6 +270,7 @@ def _write_new_version(
     plans: Sequence[Plan],
     progress: Progress | None,
     scheduler: Any,
+    groups: Mapping[str, dict[str, Any]] | None = None,
 ) -> None:
     """Steps 1 to 3 of the module docstring."""
     taken = _taken_prefixes(existing)
@@ -273,7 +290,7 @@ def _write_new_version(
             level_arrays.append(zarr.create_array(store, **kwargs))
         arrays.append(level_arrays)
     present = store_plans(plans, arrays, progress, scheduler)
-    written = commit_groups(keys, group_attributes(plans, present), existing)
+    written = commit_groups(keys, group_attributes(plans, present, groups), existing)
     keep = {_join(plan.rel, name) for plan in plans for name in plan.paths()}
     collect_garbage(keys, keep, written)
 
