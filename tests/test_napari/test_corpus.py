@@ -78,30 +78,35 @@ def _is_label_group(group: str) -> bool:
 def expected_layers(ds: dict) -> list[tuple[str, tuple[int, ...], int | None, str | None]]:
     """(layer type, level-0 shape, level count, channel label or label name) per layer.
 
-    The level count of a plate mosaic is the reader's choice (None here).
+    The level count of a plate mosaic is the reader's choice (None here). A plate
+    opens as a mosaic of its wells with every field on a leading `field` axis,
+    plus a points layer naming the wells.
     """
     images = [im for im in ds["images"] if not _is_label_group(im["group"])]
     out = []
     grid = None
-    if ds["plates"]:  # a plate opens as one mosaic of its wells' first fields
+    if ds["plates"]:
         plate = ds["plates"][0]
         grid = (plate["n_rows"], plate["n_columns"])
         images = images[:1]
+        out.append(("points", (len(plate["wells"]), 2), None, None))
     for image in images:
         level = image["levels"][0]
         shape = list(level["shape"])
         n_levels = None if grid else len(image["levels"])
+        lead: tuple[int, ...] = ()
         if grid:
             shape[-2] *= grid[0]
             shape[-1] *= grid[1]
+            lead = (max(len(well["images"]) for well in ds["wells"]),)
         c = _channel_axis(image)
         channels = _omero(ds, image["group"]) if not grid else []
         if c is None:
-            out.append(("image", tuple(shape), n_levels, None))
+            out.append(("image", (*lead, *shape), n_levels, None))
         elif _is_rgb(level, c, channels):
-            out.append(("image", (*shape[:c], *shape[c + 1 :], shape[c]), n_levels, None))
+            out.append(("image", (*lead, *shape[:c], *shape[c + 1 :], shape[c]), n_levels, None))
         else:
-            rest = tuple(shape[:c] + shape[c + 1 :])
+            rest = (*lead, *shape[:c], *shape[c + 1 :])
             for i in range(shape[c]):
                 label = channels[i].get("label") if i < len(channels) else None
                 out.append(("image", rest, n_levels, None if label is None else str(label)))
@@ -148,7 +153,7 @@ def test_corpus_dataset_opens(ds, viewer, corpus_dir):
     for layer in added:
         block = layer.metadata["omezarr"]
         assert block["store"].rstrip("/").endswith(path.name)
-        assert block["kind"] in ("image", "labels", "plate", "well")
+        assert block["kind"] in ("image", "labels", "plate", "well", "plate-wells")
 
 
 def test_window_numbers_written_as_strings_set_contrast_limits(viewer, corpus_dir):
@@ -157,6 +162,7 @@ def test_window_numbers_written_as_strings_set_contrast_limits(viewer, corpus_di
     viewer.layers.clear()
     with pytest.warns(NgffComplianceWarning, match="got strings"):
         added = viewer.open(str(corpus_dir / "fractal_plate_ones.zarr"), plugin=PLUGIN)
+    added = [layer for layer in added if layer._type_string == "image"]  # not the well names
     assert [list(layer.contrast_limits) for layer in added] == [[0, 10], [0, 10]]
     reader.apply_contrast_range(added[0])
     assert list(added[0].contrast_limits_range) == [0, 10]

@@ -31,7 +31,12 @@ def test_command_resolves(command) -> None:
 def test_contributions_are_the_advertised_ones() -> None:
     contributions = MANIFEST.contributions
     assert [s.display_name for s in contributions.sample_data] == ["Cells 3D (OME-Zarr)"]
-    assert [w.display_name for w in contributions.widgets] == ["Channel settings", "Labels editing"]
+    assert [w.display_name for w in contributions.widgets] == [
+        "Channel settings",
+        "Labels editing",
+        "Plate browser",
+        "Series",
+    ]
     assert contributions.readers
     assert contributions.readers[0].accepts_directories
     assert {ext for w in contributions.writers for ext in w.filename_extensions} == {

@@ -115,6 +115,8 @@ def source(layer: Any) -> str | None:
     meta = layer.metadata.get("omezarr") if isinstance(layer.metadata, dict) else None
     if not isinstance(meta, dict) or meta.get("kind") != "labels" or not meta.get("store"):
         return None
+    if meta.get("plate"):  # a plate's or well's labels: many label images, not one to edit
+        return None
     store, path = str(meta["store"]).rstrip("/"), str(meta.get("path") or "").strip("/")
     return f"{store}/{path}" if path else store
 

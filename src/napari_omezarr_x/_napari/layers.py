@@ -47,7 +47,8 @@ _STORE_SUFFIXES = (".ome.zarr", ".zarr", ".ozx", ".zip")
 
 
 def layers_for_images(images: list[Image]) -> list[LayerData]:
-    """All layers for what `read_ome_zarr` returned: each image, then its labels."""
+    """All layers for what `read_ome_zarr` returned: each image, then its labels
+    (and, for a plate, the well names on top)."""
     layers: list[LayerData] = []
     for image in images:
         if is_labels(image):
@@ -55,6 +56,8 @@ def layers_for_images(images: list[Image]) -> list[LayerData]:
             continue
         layers.extend(image_layers(image))
         layers.extend(labels_layer(label) for label in image.labels)
+        if image.kind == "plate" and image.plate is not None:
+            layers.append(well_names_layer(image))
     return layers
 
 
@@ -92,8 +95,12 @@ def fallback_name(image: Image) -> str:
 def omezarr_metadata(
     image: Image, kind: str, channel_index: int | None = None, channel: Channel | None = None
 ) -> dict[str, Any]:
-    """The `metadata["omezarr"]` block shared with the writer and the widget."""
-    return {
+    """The `metadata["omezarr"]` block shared with the writer and the widgets.
+
+    Plates and wells add their layout (`plate`), images of a collection its
+    listing (`collection`), both as plain dicts (`model.Plate.from_json`).
+    """
+    block: dict[str, Any] = {
         "store": image.store,
         "path": image.path,
         "version": image.version,
@@ -103,6 +110,11 @@ def omezarr_metadata(
         "kind": kind,
         "rdefs": _rdefs(image),
     }
+    if image.plate is not None:
+        block["plate"] = image.plate.to_json()
+    if image.collection is not None:
+        block["collection"] = image.collection.to_json()
+    return block
 
 
 def _rdefs(image: Image) -> dict[str, Any] | None:
@@ -411,7 +423,7 @@ def _limits_from_data(
     dtype's range is used so that napari does not read it again to guess.
     """
     out: list[tuple[float, float] | None] = [None] * n
-    smallest = image.levels[-1]
+    smallest = smallest_sample(image)
     if not need:
         return out
     dtype = np.dtype(smallest.dtype)
@@ -438,11 +450,29 @@ def dtype_limits(dtype: np.dtype) -> tuple[float, float]:
     return (0.0, 1.0)
 
 
+def smallest_sample(image: Image) -> da.Array:
+    """The smallest level; for a plate or well only its first field in the first well.
+
+    One field stands for the plate, so that opening a 384-well plate reads one
+    tile's chunks, not every well's.
+    """
+    smallest = image.levels[-1]
+    plate = image.plate
+    if plate is None or not plate.wells:
+        return smallest
+    well = next((w for w in plate.wells if w.fields), plate.wells[0])
+    ty = smallest.shape[-2] // len(plate.rows)
+    tx = smallest.shape[-1] // len(plate.columns)
+    rows = slice(well.row * ty, (well.row + 1) * ty)
+    cols = slice(well.column * tx, (well.column + 1) * tx)
+    return smallest[(slice(0, 1), Ellipsis, rows, cols)]
+
+
 def _min_max(
     image: Image, c: int | None, need: list[int], out: list[tuple[float, float] | None]
 ) -> list[tuple[float, float] | None]:
     # One read of the (small) sample, then numpy: cheaper than dask reduction graphs.
-    sample = _read(_sample(image.levels[-1], c), image)
+    sample = _read(_sample(smallest_sample(image), c), image)
     reduce_axes = tuple(a for a in range(sample.ndim) if a != c)
     for i in need:
         part = sample if c is None else sample[(slice(None),) * c + (slice(i, i + 1),)]
@@ -544,6 +574,10 @@ def labels_layer(label: Image) -> LayerData:
     keep = list(range(label.ndim))
     meta = _spatial_kwargs(label, keep)
     meta["name"] = label_name(label)
+    if label.plate is not None:  # "plate: cells", "B/03: cells"
+        meta["name"] = (
+            f"{label.plate.name or label.plate.path or fallback_name(label)}: {meta['name']}"
+        )
     levels = _levels(display_levels(label), label, meta["name"])
     meta["multiscale"] = levels["multiscale"]
     meta["metadata"] = {"omezarr": omezarr_metadata(label, "labels")}
@@ -578,7 +612,7 @@ def label_colors(
 
 def _label_values(label: Image, colors: dict[int, Any]) -> list[int]:
     """Label values present in the smallest level (none if it is too big to read)."""
-    smallest = label.levels[-1]
+    smallest = smallest_sample(label)
     if smallest.size > MAX_SAMPLE:
         logger.info("%s %s: smallest label level too big to list values", label.store, label.path)
         return list(colors)
@@ -602,3 +636,43 @@ def label_features(properties: list[dict[str, Any]]) -> pd.DataFrame | None:
     table = pd.DataFrame(rows)
     table.insert(0, "index", table.pop("label-value").astype(int))
     return table
+
+
+# --- plates -----------------------------------------------------------------------
+
+
+#: Text size (screen pixels) of the well names shown on a plate.
+WELL_TEXT_SIZE = 12
+
+
+def well_names_layer(image: Image) -> LayerData:
+    """A points layer naming each well of a plate at its tile's top-left corner.
+
+    The points are invisible; their text stays anchored to the wells as the
+    view zooms (the napari adapter scales or hides it with the zoom level).
+    """
+    plate = image.plate
+    assert plate is not None
+    ndim = image.ndim
+    meta = _spatial_kwargs(image, [ndim - 2, ndim - 1])
+    ty = image.levels[0].shape[-2] // len(plate.rows)
+    tx = image.levels[0].shape[-1] // len(plate.columns)
+    coords = np.array(
+        [[w.row * ty - 0.5, w.column * tx - 0.5] for w in plate.wells], dtype=float
+    ).reshape(-1, 2)
+    names = [plate.well_name(w) for w in plate.wells]
+    meta.update(
+        name=f"{display_name(image) or fallback_name(image)}: wells",
+        size=0,
+        face_color="transparent",
+        border_width=0,
+        features=pd.DataFrame({"well": names, "path": [w.path for w in plate.wells]}),
+        text={
+            "string": "{well}",
+            "anchor": "upper_left",
+            "size": WELL_TEXT_SIZE,
+            "color": "white",
+        },
+        metadata={"omezarr": omezarr_metadata(image, "plate-wells")},
+    )
+    return (coords, meta, "points")

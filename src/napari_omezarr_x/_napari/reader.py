@@ -17,6 +17,8 @@ Napari integrations live here too:
   the layer hidden with a notification, and the rest opens;
 - labels layers switch to full-resolution editing when a paint tool is
   picked (see editing.py);
+- plate layers dock the *Plate browser* (and get the well/field status bar
+  text), images of a collection of several dock the *Series* chooser;
 - the first time the plugin is used, `.zarr` folders, URLs and paths inside
   them are associated with this reader in napari's preferences, unless the
   user already chose a reader for zarr data, so that dropping a `.zarr`
@@ -191,6 +193,7 @@ def watch_viewer(viewer: Any) -> bool:
             current = viewer_ref()
             if current is not None:
                 prepare_layer(current, event.value)
+                _dock_for(current, event.value)
 
         viewer.layers.events.inserted.connect(on_inserted)
         _hooked_viewers.add(viewer)
@@ -202,6 +205,14 @@ def watch_current_viewer() -> bool:
     import napari
 
     return watch_viewer(napari.current_viewer())
+
+
+def _dock_for(viewer: Any, layer: Any) -> None:
+    """Plate layers get the Plate browser (and the plate hooks), images of a
+    collection the Series dock."""
+    from napari_omezarr_x._napari.plates import on_inserted
+
+    on_inserted(viewer, layer)
 
 
 # --- reader preference ----------------------------------------------------------

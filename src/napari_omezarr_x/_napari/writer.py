@@ -6,7 +6,8 @@ for a single layer. The layer metadata is turned into plain values and the
 core writer (`napari_omezarr_x.write`, `layout`) does the rest. Saving only
 labels layers onto an existing OME-Zarr image adds them under its `labels/`;
 labels layers being edited (see editing.py) saved onto the store they came
-from are saved in place, rewriting only what changed.
+from are saved in place, rewriting only what changed; the layers of one plate
+are saved as a plate (`write.plates`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from napari_omezarr_x.model import Channel
 from napari_omezarr_x.storage import url_scheme
 from napari_omezarr_x.write import EditableLabels, add_labels, is_image, write_store
 from napari_omezarr_x.write.layout import LayerInput, group_name, plan_layout
+from napari_omezarr_x.write.plates import write_plate_layers
+
+from .plates import is_well_names, plate_of
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +68,23 @@ def write_with_options(
 
 
 def _write_layers(path: str, layer_data: list[tuple[Any, dict, str]], **options: Any) -> list[str]:
-    """write_layers; `options` (version, compression, shards) go to `write_store`."""
+    """write_layers; `options` (version, compression, shards) go to `write_store` (or
+    `write_plate_layers` for the layers of one plate, a plate's well names aside)."""
     target = target_path(path)
+    layer_data = [item for item in layer_data if not is_well_names(item[1])]
     if layer_data and all(_saved_in_place(data, path, kind) for data, _, kind in layer_data):
         return [_save_in_place(data, meta) for data, meta, _ in layer_data]
     layers = [_layer_input(data, meta, kind) for data, meta, kind in layer_data]
-    if layers and all(layer.kind == "labels" for layer in layers) and is_image(target):
+    plate = plate_of(layer_data)
+    if plate is not None:
+        options.setdefault("version", _version(layer_data))
+        with _ProgressBar(f"Saving {_name(target)}") as report:
+            written = [
+                write_plate_layers(
+                    target, plate, layers, overwrite=True, progress=report, **options
+                )
+            ]
+    elif layers and all(layer.kind == "labels" for layer in layers) and is_image(target):
         written = _add_labels(target, layers)
     else:
         images, labels = plan_layout(layers)

@@ -14,7 +14,6 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from napari_omezarr_x.model import Axis, Channel, Plate
@@ -333,33 +332,34 @@ def _tile(mosaic: Any, f: int, well: Any, n_rows: int, n_cols: int) -> Any:
 
 
 def write_plate_layers(
-    path: str | Path,
+    path: StoreLike,
     plate: Plate,
     layers: Sequence[LayerInput],
     *,
     version: str = "0.5",
     progress: Progress | None = None,
     overwrite: bool = False,
+    **options: Any,
 ) -> str:
     """Save the layers of one plate (see `mosaic_wells`) as an OME-Zarr plate: the
     fields on display (one acquisition when the plate has several), with as many
-    pyramid levels as the layers have, recomputed from level 0."""
+    pyramid levels as the layers have, recomputed from level 0. `options`
+    (compression, shards, storage_options, scheduler) go to `write_plate`."""
     wells = mosaic_wells(plate, layers)
     if not wells:
         raise ValueError(f"{path}: the plate layers hold no field to save")
-    used = {f.acquisition for w in wells for f in w.fields if f.acquisition is not None}
     return write_plate(
         path,
         wells,
         rows=plate.rows,
         columns=plate.columns,
         name=plate.name,
-        acquisitions=[a for a in plate.acquisitions if a["id"] in used]
-        + [{"id": a} for a in sorted(used - {a["id"] for a in plate.acquisitions})],
+        acquisitions=complete_acquisitions(plate.acquisitions, wells),
         version=version,
         levels=max(len(layer.data) if is_multiscale(layer.data) else 1 for layer in layers),
         progress=progress,
         overwrite=overwrite,
+        **options,
     )
 
 
