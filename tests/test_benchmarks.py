@@ -66,3 +66,20 @@ def test_remote_area_compares_both_readers_behind_the_latency_server(tmp_path: P
         assert record["open_http"]["requests"] > 0
     table = (out / "results.md").read_text()
     assert "| 20 ms | napari-ome-zarr / ours |" in table
+
+
+def test_plate_benchmark_runs_and_checks_fields(tmp_path: Path) -> None:
+    """benchmarks/plates.py end to end on a tiny plate (our reader only, no viewer)."""
+    script = RUN.parent / "plates.py"
+    command = [sys.executable, str(script), "--rows", "2", "--columns", "3", "--fields", "2"]
+    command += ["--size", "64", "--repeat", "1", "--tools", "ours", "--no-viewer"]
+    command += ["--versions", "0.5", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (record,) = json.loads((tmp_path / "plates.json").read_text())["records"]
+    assert record["ok"], record
+    assert record["fields_match"] is True
+    assert record["layer_shapes"] == [[2, 128, 192], [2, 128, 192]]
+    # Opening reads metadata only: the plate, 6 wells and the first field.
+    assert record["open_http"]["chunk_requests"] == 0
+    assert 6 <= record["open_http"]["metadata_requests"] <= 16

@@ -281,7 +281,8 @@ def _transform_vectors(transforms: Any) -> tuple[list[float] | None, list[float]
     return scale, translation
 
 
-def _size(n: int | None) -> str:
+def format_size(n: int | None) -> str:
+    """'1.5 GiB' style size ('?' when unknown)."""
     if n is None:
         return "?"
     value = float(n)
@@ -309,8 +310,8 @@ def format_tree(info: StoreInfo) -> str:
         shards = f" shards={node.shards}" if node.shards else ""
         lines.append(
             f"{indent}{name}  array {node.shape} {node.dtype} chunks={node.chunks}{shards} "
-            f"codecs=[{', '.join(node.codecs)}] {_size(node.nbytes)}"
-            f" (stored {_size(node.stored_bytes)})"
+            f"codecs=[{', '.join(node.codecs)}] {format_size(node.nbytes)}"
+            f" (stored {format_size(node.stored_bytes)})"
         )
     if info.truncated:
         lines.append(f"... (stopped after {_MAX_NODES} nodes)")

@@ -72,16 +72,17 @@ def test_plate_opens_with_every_field_names_status_and_browser(
 def _check_plate_session(viewer, qtbot, layers) -> None:
     kinds = [(layer._type_string, layer.name) for layer in layers]
     assert kinds == [
+        ("points", "test plate: wells"),
         ("image", "test plate: channel 0"),
         ("image", "test plate: channel 1"),
         ("labels", "test plate: cells"),
-        ("points", "test plate: wells"),
     ]
-    names = layers[3]
+    names = layers[0]
     assert list(names.features["well"]) == ["A1", "B3"]
     assert names.text.visible
-    first = layers[0]
+    first = layers[1]
     qtbot.waitUntil(lambda: viewer.layers.selection.active is first, timeout=3000)
+    assert viewer.layers[-1] is names  # moved on top once the open is over
     assert viewer.dims.axis_labels[0] == "field"
     assert viewer.dims.point[0] == 0
     # Every field of every well through the layer data, tile by tile.
@@ -195,7 +196,7 @@ def test_filters_limit_the_wells(make_napari_viewer, tmp_path):
 def test_acquisitions_switch_in_place(make_napari_viewer, tmp_path):
     path = write_plate(tmp_path / "p.zarr", "0.5", fields=4, acquisitions=(7, 3, 7, 3))
     viewer = make_napari_viewer()
-    (first, *_) = viewer.open(str(path), plugin=PLUGIN)
+    (_, first, *_) = viewer.open(str(path), plugin=PLUGIN)
     browser = _browser(viewer)
     choices = [browser.acquisitions.itemText(i) for i in range(browser.acquisitions.count())]
     assert choices == ["All fields", "3: run 3", "7: run 7"]
@@ -213,7 +214,7 @@ def test_acquisitions_switch_in_place(make_napari_viewer, tmp_path):
 def test_well_names_follow_the_zoom_and_show_on_the_canvas(make_napari_viewer, qtbot, plate):
     viewer = make_napari_viewer(show=True)
     layers = viewer.open(str(plate), plugin=PLUGIN)
-    names = layers[-1]
+    names = layers[0]
     qtbot.wait(50)
     viewer.reset_view()
     shown = viewer.screenshot(canvas_only=True, flash=False)
@@ -229,21 +230,24 @@ def test_well_names_follow_the_zoom_and_show_on_the_canvas(make_napari_viewer, q
     assert names.text.size == 16.0
 
 
-def test_plate_layers_are_saved_as_a_plate(make_napari_viewer, tmp_path, plate):
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_plate_layers_are_saved_as_a_plate(make_napari_viewer, tmp_path, version):
     import ome_zarr_models
     import zarr
 
+    plate = write_plate(tmp_path / "plate.ome.zarr", version, labels=True, shape=(2, 16, 16))
     viewer = make_napari_viewer()
     layers = viewer.open(str(plate), plugin=PLUGIN)
-    labels = layers[2]
+    (labels,) = [layer for layer in layers if layer._type_string == "labels"]
     edited = np.asarray(labels.data[0]).copy() if labels.multiscale else labels.data.copy()
     edited[1, 16:20, 32:36] = 99  # B/3, field 1
     labels.data = edited
     out = tmp_path / "saved.ome.zarr"
-    viewer.layers.save(str(out), plugin=PLUGIN)
+    viewer.layers.save(str(out), plugin=PLUGIN)  # every layer, the well names too
     assert validate_store(str(out)).valid
     model = ome_zarr_models.open_ome_zarr(zarr.open_group(out, mode="r"))
     assert type(model).__name__ == "HCS"
+    assert type(model).__module__.endswith(f"v0{version[-1]}.hcs")  # saved as it was read
     (saved,) = read_ome_zarr(str(out))
     assert saved.plate.name == "test plate"
     assert [(w.path, w.fields) for w in saved.plate.wells] == [
@@ -266,7 +270,7 @@ def test_a_plate_layer_with_other_layers_is_saved_as_images(make_napari_viewer, 
     viewer.layers.save(str(out), selected=False, plugin=PLUGIN)
     images = read_ome_zarr(str(out), series="all")
     assert all(image.kind != "plate" for image in images)
-    assert images[0].levels[0].shape[-2:] == layers[0].data[0].shape[-2:]
+    assert images[0].levels[0].shape[-2:] == layers[1].data[0].shape[-2:]
 
 
 def test_broken_well_is_reported_not_crashed(make_napari_viewer, plate):

@@ -47,17 +47,22 @@ _STORE_SUFFIXES = (".ome.zarr", ".zarr", ".ozx", ".zip")
 
 
 def layers_for_images(images: list[Image]) -> list[LayerData]:
-    """All layers for what `read_ome_zarr` returned: each image, then its labels
-    (and, for a plate, the well names on top)."""
+    """All layers for what `read_ome_zarr` returned: each image, then its labels.
+
+    A plate's well names come first: napari centres the sliders of the first
+    layer added to an empty viewer, which for a plate image would read the
+    middle field before field 0; the names have no field axis (the napari
+    adapter then moves them on top).
+    """
     layers: list[LayerData] = []
     for image in images:
         if is_labels(image):
             layers.append(labels_layer(image))
             continue
-        layers.extend(image_layers(image))
-        layers.extend(labels_layer(label) for label in image.labels)
         if image.kind == "plate" and image.plate is not None:
             layers.append(well_names_layer(image))
+        layers.extend(image_layers(image))
+        layers.extend(labels_layer(label) for label in image.labels)
     return layers
 
 

@@ -207,37 +207,41 @@ PLUGIN = "napari-omezarr-x"
 
 def on_inserted(viewer: Any, layer: Any) -> None:
     """A layer of ours joined `viewer`: dock the Plate browser for plates and wells,
-    the Series chooser for images of a collection; once a plate's layers are all in
-    (its well names come last), make its first image layer the active one and show
-    field 0."""
+    the Series chooser for images of a collection not all shown. A plate's well
+    names come first; once the open is over they move on top, the plate's first
+    image layer becomes the active one and field 0 is shown."""
     block = omezarr_block(layer)
     kind = block.get("kind")
     if block.get("plate") and kind in ("plate", "well"):
         watch(viewer)
         _dock(viewer, BROWSER)
-    if block.get("collection"):
+    listing = block.get("collection")
+    if isinstance(listing, dict) and len(listing["series"]) > len(listing["opened"]):
         _dock(viewer, SERIES)
     if kind == "plate-wells":
-        plate = layer_plate(layer)
-        images = [
-            other
-            for other in viewer.layers
-            if isinstance(other, napari.layers.Image)
-            and (p := layer_plate(other)) is not None
-            and plate is not None
-            and plate_key(p) == plate_key(plate)
-        ]
-        if images:
-            # napari makes the inserted layer active after this event: select later.
-            _later(viewer, lambda v: _show_first(v, images[0]))
+        # The plate's other layers follow within this open: arrange them afterwards.
+        _later(viewer, lambda v: _arrange(v, layer))
         fit_names(layer, viewer.camera.zoom)
 
 
-def _show_first(viewer: Any, image: Any) -> None:
-    """Make a plate's image layer the active one and show field 0 of every well."""
-    if image in viewer.layers:
-        viewer.layers.selection.active = image
-        viewer.dims.set_point(viewer.dims.ndim - image.ndim, 0)
+def _arrange(viewer: Any, names: Any) -> None:
+    """Well names on top, the plate's first image layer active, field 0 shown."""
+    plate = layer_plate(names)
+    if names not in viewer.layers or plate is None:
+        return
+    viewer.layers.move(viewer.layers.index(names), len(viewer.layers))
+    images = [
+        other
+        for other in viewer.layers
+        if isinstance(other, napari.layers.Image)
+        and (p := layer_plate(other)) is not None
+        and plate_key(p) == plate_key(plate)
+    ]
+    if images:
+        viewer.layers.selection.active = images[0]
+        axis = viewer.dims.ndim - images[0].ndim
+        if viewer.dims.point[axis] != 0:
+            viewer.dims.set_point(axis, 0)
 
 
 def _later(viewer: Any, action: Callable[[Any], Any]) -> None:

@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
 from napari_omezarr_x._napari.layers import layers_for_images
 from napari_omezarr_x._napari.plates import omezarr_block
 from napari_omezarr_x.errors import OmeZarrXError
+from napari_omezarr_x.info import format_size
 from napari_omezarr_x.model import Collection, Series
 from napari_omezarr_x.read import read_ome_zarr
 
@@ -43,14 +44,7 @@ SHOWN = "\u2713"  # check mark in the first column of series that are shown
 
 def human_size(nbytes: int | None) -> str:
     """'1.5 GiB' style size, '' when unknown."""
-    if nbytes is None:
-        return ""
-    size = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return ""
+    return "" if nbytes is None else format_size(nbytes)
 
 
 def collections_in(viewer: Any) -> list[Collection]:

@@ -123,13 +123,23 @@ def read_bioformats2raw(reader: Any, path: str, choice: SeriesChoice) -> list[Im
                 break
     if not images:
         raise MetadataError(f"{where}: bioformats2raw collection holds no readable series")
-    if len(listing) > 1:
-        fill_shapes(reader, listing, nodes)
-        collection = Collection(reader.loc.root, path, "bioformats2raw", listing, done)
-        for image in images:
-            if any(image.path == listing[i].path for i in done):
-                image.collection = collection
+    _attach(
+        reader, Collection(reader.loc.root, path, "bioformats2raw", listing, done), nodes, images
+    )
     return images
+
+
+def _attach(
+    reader: NodeReader, collection: Collection, nodes: dict[int, Node], images: list[Image]
+) -> None:
+    """Give the images opened from a collection of several its listing (shapes filled in)."""
+    if len(collection.series) < 2 or not images:
+        return
+    fill_shapes(reader, collection.series, nodes)
+    opened = {collection.series[i].path for i in collection.opened}
+    for image in images:
+        if image.path in opened:
+            image.collection = collection
 
 
 def _read_series(
@@ -190,13 +200,8 @@ def group_collection(
             done.append(index)
         except OmeZarrXError as exc:
             warnings.warn(f"nested image skipped: {exc}", NgffComplianceWarning, stacklevel=3)
-    if len(listing) > 1 and images:
-        nodes = {i + offset: node for i, (_, node) in enumerate(candidates)}
-        fill_shapes(reader, listing, nodes)
-        collection = Collection(reader.loc.root, path, "group", listing, done)
-        for image in images:
-            if any(image.path == listing[i].path for i in done):
-                image.collection = collection
+    nodes = {i + offset: node for i, (_, node) in enumerate(candidates)}
+    _attach(reader, Collection(reader.loc.root, path, "group", listing, done), nodes, images)
     return images
 
 

@@ -311,7 +311,7 @@ def level_chunks(
     n_fields: int, tile: Sequence[int], chunks: Sequence[int], grid: tuple[int, int]
 ) -> tuple[tuple[int, ...], ...]:
     """Dask chunks of a mosaic level: one field per block; the stored chunks inside
-    a tile; tiles smaller than BLOCK grouped so one block reads many side by side."""
+    a tile; tiles of BLOCK / 4 or less grouped so that one block reads many side by side."""
     inner = tuple(_regular(n, c) for n, c in zip(tile[:-2], chunks[:-2], strict=True))
     return (
         (1,) * n_fields,
@@ -329,7 +329,9 @@ def _regular(n: int, chunk: int) -> tuple[int, ...]:
 
 
 def _tiled(size: int, chunk: int, count: int) -> tuple[int, ...]:
-    if size <= BLOCK // 2:
+    # Only small tiles are grouped: a view of one well at full resolution must not
+    # read its neighbours too.
+    if size <= BLOCK // 4:
         group = max(1, BLOCK // max(size, 1))
         whole, rest = divmod(count, group)
         return (group * size,) * whole + ((rest * size,) if rest else ())

@@ -197,7 +197,7 @@ class Reader(ImageReader):
         if "labels" in ome:
             return self.read_labels_group(path, attrs, strict=True)
         if "bioformats2raw.layout" in ome:
-            return read_bioformats2raw(self, path, self.series)
+            return read_bioformats2raw(self, path, self._series_at(path))
         return self.nested_images(path, None)
 
     def _is_label_path(self, path: str, ome: dict[str, Any]) -> bool:
@@ -219,7 +219,12 @@ class Reader(ImageReader):
         self._collect_nested(path, skip, found, depth=1)
         if not found:
             return [parent] if parent is not None else []
-        return group_collection(self, path, parent, found, self.series)
+        return group_collection(self, path, parent, found, self._series_at(path))
+
+    def _series_at(self, path: str) -> SeriesChoice:
+        """The `series` choice applies to the collection the user opened, not to
+        collections nested inside it (which follow the default rule)."""
+        return self.series if path == self.loc.path else None
 
     def _collect_nested(
         self, path: str, skip: set[str], found: list[tuple[str, Node]], depth: int
