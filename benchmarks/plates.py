@@ -13,7 +13,7 @@ them). Each case runs in a fresh interpreter:
   napari's unit registry, which a session loads once with its first layer, are not
   timed); then the
   first view, what napari reads when the whole plate is on screen: field 0 of every well
-  in the smallest level, for every image layer; then a few fields of random wells at full
+  in the smallest level, for every channel; then a few fields of random wells at full
   resolution through the layer data, checked pixel for pixel against the files.
 - `viewer`: `viewer.open(url)` in a shown napari viewer (Xvfb): time to the first frame
   and to the last one once the canvas is quiet (see `opening.viewer`).
@@ -153,9 +153,14 @@ def open_case(tool: str, url: str, params: dict) -> dict:
     opened = server_stats(base)
     images = [(data, meta) for data, meta, kind in layers if kind == "image"]
     start = time.perf_counter()
-    for data, _ in images:
+    for data, meta in images:
         smallest = _levels(data)[-1]
-        np.asarray(smallest[(0,) * (smallest.ndim - 2)])  # ours: field 0; theirs: no field axis
+        axis = meta.get("channel_axis")  # napari splits such a layer into one per channel
+        for c in range(smallest.shape[axis]) if axis is not None else [None]:
+            index = [0] * (smallest.ndim - 2)  # ours: field 0; theirs: no field axis
+            if c is not None:
+                index[axis] = c
+            np.asarray(smallest[tuple(index)])
     first_view_s = time.perf_counter() - start
     viewed = server_stats(base)
     record = {
