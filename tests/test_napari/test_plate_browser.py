@@ -16,6 +16,7 @@ from napari_omezarr_x._napari.plates import fit_names, tile_world_box
 from napari_omezarr_x.read import read_ome_zarr
 from napari_omezarr_x.spec.validate import validate_store
 from ngff_fixtures import write_plate
+from s3_helpers import PRIVATE
 
 PLUGIN = "napari-omezarr-x"
 
@@ -52,12 +53,16 @@ def _plate_images(viewer):
     ]
 
 
-@pytest.mark.parametrize("where", ["folder", "zip", "http"])
+@pytest.mark.parametrize("where", ["folder", "zip", "http", "s3"])
 def test_plate_opens_with_every_field_names_status_and_browser(
-    make_napari_viewer, qtbot, plate, where
+    make_napari_viewer, qtbot, plate, where, request
 ):
     viewer = make_napari_viewer(show=True)
-    if where == "folder":
+    if where == "s3":
+        server = request.getfixturevalue("s3_env")
+        url = server.upload(plate, PRIVATE, "plates/plate.ome.zarr")
+        layers = viewer.open(url, plugin=PLUGIN)
+    elif where == "folder":
         layers = viewer.open(str(plate), plugin=PLUGIN)
     elif where == "zip":
         layers = viewer.open(str(_zip(plate)), plugin=PLUGIN)

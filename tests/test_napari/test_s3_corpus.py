@@ -34,6 +34,9 @@ def _comparable(meta: dict) -> dict:
     out = {k: v for k, v in meta.items() if k != "metadata"}
     block = dict(meta.get("metadata", {}).get("omezarr", {}))
     block.pop("store", None)
+    for key in ("plate", "collection"):  # a plate's layout and a collection's listing
+        if isinstance(block.get(key), dict):
+            block[key] = {k: v for k, v in block[key].items() if k != "store"}
     out["omezarr"] = block
     return out
 

@@ -176,3 +176,16 @@ def test_failed_write_leaves_the_previous_plate(tmp_path):
     with pytest.raises(StoreExistsError):
         write_plate(path, [WellSpec("A", "1", [field(1)])], axes="cyx")
     assert not list(tmp_path.glob(".plate.ome.zarr.partial-*"))
+
+
+def test_plate_written_to_an_object_store(s3_env):
+    """Into a bucket (local S3 server): the plate appears whole, then opens as written."""
+    from s3_helpers import PRIVATE
+
+    url = write(f"s3://{PRIVATE}/plates/written.ome.zarr", "0.5")
+    assert url == f"s3://{PRIVATE}/plates/written.ome.zarr"
+    (plate,) = read_ome_zarr(url, acquisition="all")
+    assert [w.path for w in plate.plate.wells] == ["A/1", "B/3"]
+    np.testing.assert_array_equal(plate.levels[0][1, :, 40:, 96:].compute(), field(210))
+    (cells,) = plate.labels
+    np.testing.assert_array_equal(cells.levels[0][0, :40, :48].compute(), nuclei(1))
