@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 from napari.utils.colormaps import Colormap, ensure_colormap, label_colormap
 
+from napari_omezarr_x._napari import image_layers as IL
+from napari_omezarr_x._napari import label_layers as LL
+from napari_omezarr_x._napari import layer_parts as LP
 from napari_omezarr_x._napari import layers as L
 from napari_omezarr_x.errors import NgffComplianceWarning
 from napari_omezarr_x.model import Axis, Channel, Image, LabelMeta
@@ -111,7 +114,7 @@ def test_one_layer_per_channel_from_omero():
 def test_geometry_drops_channel_axis():
     levels, _ = pyramid()
     image = make_image(levels, channels=[channel("a", "FF0000", 0, 1)] * 2)
-    _, meta, _ = L.image_layers(image)[0]
+    _, meta, _ = IL.image_layers(image)[0]
     assert meta["scale"] == (1.0, 3.0, 4.0, 5.0)
     assert meta["translate"] == (0.0, 20.0, 30.0, 40.0)
     assert meta["axis_labels"] == ("t", "z", "y", "x")
@@ -124,12 +127,12 @@ def test_affine_over_non_channel_axes():
     rot = np.eye(5)
     rot[2:4, 2:4] = [[0, -1], [1, 0]]
     image = make_image(levels, affine=rot)
-    meta = L.image_layers(image)[0][1]
+    meta = IL.image_layers(image)[0][1]
     np.testing.assert_array_equal(meta["affine"], rot)
     # an affine over the spatial axes only is embedded in the layer's axes
     spatial = np.eye(4)
     spatial[1:3, 1:3] = [[0, -1], [1, 0]]
-    meta = L.image_layers(make_image(levels, affine=spatial))[0][1]
+    meta = IL.image_layers(make_image(levels, affine=spatial))[0][1]
     expected = np.eye(5)
     expected[2:4, 2:4] = [[0, -1], [1, 0]]
     np.testing.assert_array_equal(meta["affine"], expected)
@@ -139,7 +142,7 @@ def test_unknown_unit_is_dropped_with_warning():
     levels, _ = pyramid(shape=(16, 16), levels=1)
     axes = (Axis("y", "space", "furlongs-ish"), Axis("x", "space", "nanometer"))
     with pytest.warns(NgffComplianceWarning, match="furlongs-ish"):
-        meta = L.image_layers(make_image(levels, axes=axes, name="img"))[0][1]
+        meta = IL.image_layers(make_image(levels, axes=axes, name="img"))[0][1]
     assert meta["units"] == ("pixel", "nanometer")
     assert meta["multiscale"] is False
 
@@ -147,7 +150,7 @@ def test_unknown_unit_is_dropped_with_warning():
 def test_missing_colour_and_window_get_defaults_without_breaking_others():
     levels, sources = pyramid()
     chans = [channel("DAPI", "0000FF", 10, 500), Channel(label=None, raw={})]
-    out = L.image_layers(make_image(levels, channels=chans))
+    out = IL.image_layers(make_image(levels, channels=chans))
     m0, m1 = out[0][1], out[1][1]
     assert m0["contrast_limits"] == (10, 500)
     assert m1["name"] == "cells: channel 1"
@@ -162,7 +165,7 @@ def test_missing_colour_and_window_get_defaults_without_breaking_others():
 def test_no_omero_multichannel_defaults():
     levels, _ = pyramid(shape=(3, 8, 8), levels=1)
     axes = TCZYX[1:2] + TCZYX[3:]
-    out = L.image_layers(make_image(levels, axes=axes, name=None))
+    out = IL.image_layers(make_image(levels, axes=axes, name=None))
     assert [m["name"] for _, m, _ in out] == [f"cells: channel {i}" for i in range(3)]
     colours = [m["colormap"] for _, m, _ in out]
     assert len(set(colours)) == 3
@@ -173,7 +176,7 @@ def test_no_omero_multichannel_defaults():
 def test_single_channel_named_by_label_when_image_has_no_name():
     levels, _ = pyramid(shape=(1, 8, 8), levels=1)
     axes = TCZYX[1:2] + TCZYX[3:]
-    out = L.image_layers(
+    out = IL.image_layers(
         make_image(levels, axes=axes, name="/", channels=[channel("Ch", "FF0000")])
     )
     assert out[0][1]["name"] == "Ch"
@@ -185,7 +188,7 @@ def test_black_colour_and_inverted():
     levels, _ = pyramid(shape=(2, 8, 8), levels=1)
     axes = TCZYX[1:2] + TCZYX[3:]
     chans = [channel("a", "000000", 0, 9), channel("b", "FF00FF", 0, 9, inverted=True)]
-    out = L.image_layers(make_image(levels, axes=axes, channels=chans))
+    out = IL.image_layers(make_image(levels, axes=axes, channels=chans))
     assert out[0][1]["colormap"] == "magenta"  # black would be invisible: default colour
     inverted = out[1][1]["colormap"]
     assert isinstance(inverted, Colormap)
@@ -195,7 +198,7 @@ def test_black_colour_and_inverted():
 
 def test_no_window_reads_smallest_level_only():
     levels, sources = pyramid(shape=(4, 64, 64), levels=3)
-    out = L.image_layers(make_image(levels, axes=TCZYX[2:], name="vol"))
+    out = IL.image_layers(make_image(levels, axes=TCZYX[2:], name="vol"))
     assert out[0][1]["contrast_limits"] == (200.0, 209.0)
     assert [s.reads > 0 for s in sources] == [False, False, True]
 
@@ -227,8 +230,8 @@ def test_metadata_convention(version):
 
 def test_rgb_rule():
     levels, _ = pyramid(shape=(1, 3, 1, 16, 16), dtype="uint8")
-    rgb = [channel(f"Channel {i}", c, 0, 255) for i, c in enumerate(L.RGB_COLORS)]
-    (data, meta, _), *rest = L.image_layers(make_image(levels, channels=rgb, name="photo"))
+    rgb = [channel(f"Channel {i}", c, 0, 255) for i, c in enumerate(IL.RGB_COLORS)]
+    (data, meta, _), *rest = IL.image_layers(make_image(levels, channels=rgb, name="photo"))
     assert not rest
     assert meta["rgb"] is True
     assert [lvl.shape for lvl in data] == [(1, 1, 16, 16, 3), (1, 1, 8, 8, 3)]
@@ -237,9 +240,9 @@ def test_rgb_rule():
     assert meta["metadata"]["omezarr"]["channels"] == [c.raw for c in rgb]
     # a tuned window, another dtype, or other colours keep one layer per channel
     tuned = [*rgb[:2], channel("Channel 2", "0000FF", 10, 200)]
-    assert len(L.image_layers(make_image(levels, channels=tuned))) == 3
+    assert len(IL.image_layers(make_image(levels, channels=tuned))) == 3
     levels16, _ = pyramid(shape=(1, 3, 1, 16, 16))
-    assert len(L.image_layers(make_image(levels16, channels=rgb))) == 3
+    assert len(IL.image_layers(make_image(levels16, channels=rgb))) == 3
 
 
 def test_labels_layer_colours_and_features():
@@ -259,7 +262,7 @@ def test_labels_layer_colours_and_features():
         label=meta,
         kind="labels",
     )
-    _, lmeta, kind = L.labels_layer(label)
+    _, lmeta, kind = LL.labels_layer(label)
     assert kind == "labels"
     assert lmeta["name"] == "cells"
     assert lmeta["multiscale"] is True
@@ -283,7 +286,7 @@ def test_labels_without_colours_use_napari_default():
     label = make_image(
         [da.zeros((8, 8), dtype="int32")], axes=TCZYX[3:], path="labels/x", kind="labels"
     )
-    _, meta, kind = L.labels_layer(label)
+    _, meta, kind = LL.labels_layer(label)
     assert kind == "labels"
     assert "colormap" not in meta
     assert "features" not in meta
@@ -301,11 +304,11 @@ def test_float_labels_open_as_image_with_warning():
 
 def test_fallback_names():
     image = make_image([da.zeros((4, 4))], axes=TCZYX[3:], name=None, store="/d/x.ome.zarr")
-    assert L.fallback_name(image) == "x"
+    assert LP.fallback_name(image) == "x"
     image.path = "A/1/0"
-    assert L.image_layers(image)[0][1]["name"] == "x/A/1/0"
+    assert IL.image_layers(image)[0][1]["name"] == "x/A/1/0"
     url = make_image([da.zeros((4, 4))], axes=TCZYX[3:], name="", store="http://h/p/y.zarr/")
-    assert L.image_layers(url)[0][1]["name"] == "y"
+    assert IL.image_layers(url)[0][1]["name"] == "y"
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int16", "uint16", "float32"])
@@ -314,7 +317,7 @@ def test_single_level_without_window_gets_limits_from_its_data(dtype):
     data is 0..255, which shows them black. Every dtype gets the data's range."""
     data = (np.arange(4 * 32 * 32) % 20 + 2).astype(dtype).reshape(4, 32, 32)
     level, source = counting(data)
-    meta = L.image_layers(make_image([level], axes=TCZYX[2:], name="vol"))[0][1]
+    meta = IL.image_layers(make_image([level], axes=TCZYX[2:], name="vol"))[0][1]
     assert meta["contrast_limits"] == (2, 21)
     assert source.reads == 1
 
@@ -324,7 +327,7 @@ def test_large_single_plane_limits_read_its_centre_only():
     data[1000:2000, 1000:2000] = 7
     data[0, 0] = 60000  # outside the central window that is sampled
     level = da.from_array(data, chunks=1000)
-    meta = L.image_layers(make_image([level], axes=TCZYX[3:], name="big"))[0][1]
+    meta = IL.image_layers(make_image([level], axes=TCZYX[3:], name="big"))[0][1]
     assert meta["contrast_limits"] == (0, 7)
 
 
@@ -335,7 +338,7 @@ def test_unreadable_smallest_level_warns_and_still_opens():
     good = da.zeros((16, 16), dtype="uint16", chunks=8)
     bad = da.zeros((8, 8), dtype="uint16", chunks=8).map_blocks(broken, dtype="uint16")
     with pytest.warns(NgffComplianceWarning, match="chunk 0/0 is corrupt"):
-        out = L.image_layers(make_image([good, bad], axes=TCZYX[3:], name="img"))
+        out = IL.image_layers(make_image([good, bad], axes=TCZYX[3:], name="img"))
     assert out[0][1]["name"] == "img"
     # the dtype's range, so that napari does not read the broken level again to guess
     assert out[0][1]["contrast_limits"] == (0, 65535)
@@ -350,7 +353,7 @@ def test_greyscale_rendering_model_shows_grey(model):
     ]
     attrs = {"omero": {"channels": [], "rdefs": {"model": model}}} if model else {}
     image = make_image(levels, axes=TCZYX[1:2] + TCZYX[3:], channels=channels, attrs=attrs)
-    metas = [m for _, m, _ in L.image_layers(image)]
+    metas = [m for _, m, _ in IL.image_layers(image)]
     colormaps = [ensure_colormap(m["colormap"]).colors[-1].tolist() for m in metas]
     if model == "greyscale":
         assert colormaps == [[1, 1, 1, 1], [1, 1, 1, 1]]
@@ -371,7 +374,7 @@ def test_rotation_out_of_the_2d_plane_is_explained_once(plane, warned, recwarn):
     affine[i, i], affine[i, j], affine[j, i], affine[j, j] = c, -s, s, c
     image = make_image([da.zeros((4, 8, 8), "uint8")], axes=TCZYX[2:], name="rot")
     image.affine = affine
-    L.image_layers(image)
+    IL.image_layers(image)
     ours = [w for w in recwarn.list if "cannot apply that rotation" in str(w.message)]
     assert len(ours) == (1 if warned else 0)
     if warned:

@@ -323,7 +323,7 @@ def test_closing_the_dock_leaves_napari_working(make_napari_viewer, qtbot, image
 def test_saved_colormap_name_follows_the_layer(make_napari_viewer, image05):
     """A napari colormap of more than one colour is saved by name; picking a colour in
     the widget makes the channel one colour again and drops the name."""
-    from napari_omezarr_x._napari.layers import COLORMAP_KEY
+    from napari_omezarr_x._napari.image_layers import COLORMAP_KEY
 
     widget = _open(make_napari_viewer(), image05)
     row = widget.rows[0]

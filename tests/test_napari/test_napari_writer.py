@@ -318,7 +318,7 @@ def test_names_survive_a_save(make_napari_viewer, tmp_path, volume):
 def test_napari_colormaps_of_more_than_one_colour_are_kept(
     make_napari_viewer, tmp_path, volume, version
 ):
-    from napari_omezarr_x._napari.layers import COLORMAP_KEY
+    from napari_omezarr_x._napari.image_layers import COLORMAP_KEY
 
     source = tmp_path / "src.ome.zarr"
     write_image(source, volume, version=version)

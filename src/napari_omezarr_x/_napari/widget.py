@@ -38,7 +38,7 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleRangeSlider
 
 from napari_omezarr_x import omero
-from napari_omezarr_x._napari.layers import with_colormap_name
+from napari_omezarr_x._napari.image_layers import with_colormap_name
 from napari_omezarr_x._napari.reader import apply_contrast_range
 from napari_omezarr_x.errors import OmeZarrXError
 from napari_omezarr_x.model import Channel

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_omezarr_x._napari.layers import with_colormap_name
+from napari_omezarr_x._napari.image_layers import with_colormap_name
 from napari_omezarr_x.errors import SaveError
 from napari_omezarr_x.model import Channel
 from napari_omezarr_x.storage import url_scheme

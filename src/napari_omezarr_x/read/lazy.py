@@ -43,7 +43,7 @@ from napari_omezarr_x.errors import RemoteReadError, StoreAccessError
 REMOTE_BLOCK_BYTES = 2 << 20
 #: Remote arrays up to this size are one block. napari reads the smallest level
 #: for its thumbnail at every step, and a level this small is read whole for
-#: contrast limits anyway (`_napari.layers.MAX_SAMPLE` elements of uint16).
+#: contrast limits anyway (`_napari.layer_parts.MAX_SAMPLE` elements of uint16).
 WHOLE_BYTES = 8 << 20
 #: Chunks re-read one by one to find the one that broke a block read.
 _LOCATE_LIMIT = 64
