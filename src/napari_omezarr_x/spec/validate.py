@@ -25,6 +25,7 @@ from napari_omezarr_x.errors import StoreAccessError
 from napari_omezarr_x.storage import StoreLike, is_remote, journal, open_mapper
 
 from .chunks import Progress, check_chunks, zarr_store
+from .raw import axis_names, axis_types, declared, dtype_name, schema_models, vector_lengths
 from .schemas import bundled_versions, is_prerelease, normalised, schema_issues
 
 _INTEGER_DTYPES = {f"{s}int{b}" for s in ("", "u") for b in (8, 16, 32, 64)}
@@ -197,7 +198,7 @@ class _Checker:
     # -- dispatch -----------------------------------------------------------------------
 
     def check_root(self, root: _Node) -> None:
-        version, namespace = _declared(root)
+        version, namespace = declared(root.attrs)
         self.report.version = version
         if not any(k in namespace for k in _OME_KEYS):
             self.error(root.key, f"no OME-NGFF metadata: none of {', '.join(_OME_KEYS)}")
@@ -211,7 +212,7 @@ class _Checker:
         if node.path in self._seen:
             return
         self._seen.add(node.path)
-        version, namespace = _declared(node)
+        version, namespace = declared(node.attrs)
         if self.report.version is None:
             self.report.version = version
         schema_version = self._schema_version(node, version, parent_version, namespace)
@@ -224,7 +225,7 @@ class _Checker:
             self.error(node.key, f"OME-NGFF {schema_version} requires zarr v3 (zarr.json)")
         elif schema_version < "0.5" and node.zarr_format == 3:
             self.warn(node.key, f"OME-NGFF {schema_version} is defined for zarr v2 stores")
-        models = _models(namespace)
+        models = schema_models(namespace)
         attrs = normalised(node.attrs, schema_version)
         for model in models:
             found = schema_issues(
@@ -300,7 +301,7 @@ class _Checker:
         """
         omero = namespace.get("omero")
         channels = omero.get("channels") if isinstance(omero, dict) else None
-        axes = _axis_types(ms, version)
+        axes = axis_types(ms, version)
         if not isinstance(channels, list) or axes is None or len(axes) != len(shape):
             return
         c = next((i for i, (name, kind) in enumerate(axes) if kind == "channel"), None)
@@ -344,7 +345,7 @@ class _Checker:
         self, node: _Node, ms: dict[str, Any], version: str, where: str, is_label: bool
     ) -> tuple[int, ...] | None:
         """Check one multiscale and its arrays; the shape of its first level, if read."""
-        axes = _axis_names(ms, version)
+        axes = axis_names(ms, version)
         if axes is not None:
             duplicates = sorted({a for a in axes if axes.count(a) > 1})
             if duplicates:
@@ -356,7 +357,7 @@ class _Checker:
                 self.error(f"{where}.datasets[{j}].path", f"path {p!r} is listed twice")
         ndim = len(axes) if axes is not None else None
         for j, ds in enumerate(datasets):
-            for length, what in _vector_lengths(ds):
+            for length, what in vector_lengths(ds):
                 if ndim is not None and length != ndim:
                     loc = f"{where}.datasets[{j}].coordinateTransformations"
                     self.warn(loc, f"{what} has {length} values for {ndim} axes")
@@ -404,11 +405,11 @@ class _Checker:
             self.arrays.append(key)
         if ndim is not None and len(shape) != ndim:
             self.error(array.key, f"array has {len(shape)} dimensions but the axes name {ndim}")
-        for length, what in _vector_lengths(ds):
+        for length, what in vector_lengths(ds):
             if length != len(shape):
                 self.error(where, f"{what} has {length} values for a {len(shape)}-d array")
         if is_label:
-            dtype = _dtype_name(array)
+            dtype = dtype_name(array.zarr_format, array.meta)
             if dtype not in _INTEGER_DTYPES:
                 self.error(array.key, f"label array has dtype {dtype}; labels must be integers")
         return shape
@@ -417,7 +418,7 @@ class _Checker:
         labels_node = self.node(_join(image.path, "labels"))
         if labels_node is None or labels_node.node_type != "group":
             return
-        _, namespace = _declared(labels_node)
+        _, namespace = declared(labels_node.attrs)
         names = namespace.get("labels")
         where = f"{labels_node.key}#{_pointer(labels_node, namespace)}.labels"
         if names is None:
@@ -435,7 +436,7 @@ class _Checker:
     def check_plate(self, node: _Node, plate: Any, version: str) -> None:
         if not isinstance(plate, dict):
             return
-        where = f"{node.key}#{_pointer(node, _declared(node)[1])}.plate"
+        where = f"{node.key}#{_pointer(node, declared(node.attrs)[1])}.plate"
         rows = [r.get("name") for r in plate.get("rows", []) or [] if isinstance(r, dict)]
         cols = [c.get("name") for c in plate.get("columns", []) or [] if isinstance(c, dict)]
         for w, well in enumerate(plate.get("wells", []) or []):
@@ -467,14 +468,16 @@ class _Checker:
     def check_well(self, node: _Node, well: Any, version: str) -> None:
         if not isinstance(well, dict):
             return
-        where = f"{node.key}#{_pointer(node, _declared(node)[1])}.well.images"
+        where = f"{node.key}#{_pointer(node, declared(node.attrs)[1])}.well.images"
         for i, image in enumerate(well.get("images", []) or []):
             if isinstance(image, dict) and isinstance(image.get("path"), str):
                 self._check_child(node, image["path"], f"{where}[{i}]", version, "multiscales")
 
     def check_scene(self, node: _Node, scene: dict[str, Any], version: str) -> None:
         """0.6 scenes: the images their transformations reference by path must exist."""
-        where = f"{node.key}#{_pointer(node, _declared(node)[1])}.scene.coordinateTransformations"
+        where = (
+            f"{node.key}#{_pointer(node, declared(node.attrs)[1])}.scene.coordinateTransformations"
+        )
         transforms = scene.get("coordinateTransformations")
         for i, t in enumerate(transforms if isinstance(transforms, list) else []):
             for end in ("input", "output"):
@@ -487,7 +490,7 @@ class _Checker:
     def check_bf2raw(self, node: _Node, version: str) -> None:
         """bioformats2raw layout: series listed in OME/, else groups 0, 1, 2, ..."""
         ome = self.node(_join(node.path, "OME"))
-        series = _declared(ome)[1].get("series") if ome is not None else None
+        series = declared(ome.attrs)[1].get("series") if ome is not None else None
         if isinstance(series, list):
             for name in series:
                 if isinstance(name, str):
@@ -517,10 +520,10 @@ class _Checker:
             if not self.metadata_only:
                 self.error(key or "/", f"group named by {where} does not exist")
             return
-        if expected_key not in _declared(child)[1]:
+        if expected_key not in declared(child.attrs)[1]:
             self.error(child.key, f"group named by {where} has no {expected_key!r} metadata")
             return
-        if label and "image-label" not in _declared(child)[1]:
+        if label and "image-label" not in declared(child.attrs)[1]:
             # 0.4 says a label image SHOULD have image-label (so --strict requires it);
             # 0.5 made it a MUST.
             message = "label image has no 'image-label' metadata"
@@ -545,104 +548,9 @@ def _local_folder(mapper: Mapping[str, bytes], path: str) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def _declared(node: _Node) -> tuple[str | None, dict[str, Any]]:
-    """The version a group declares and the namespace holding its OME keys."""
-    attrs = node.attrs
-    ome = attrs.get("ome")
-    if isinstance(ome, dict):
-        version = ome.get("version")
-        return (str(version) if version is not None else None), ome
-    for key in ("multiscales", "plate", "well", "image-label"):
-        block = attrs.get(key)
-        if key == "multiscales" and isinstance(block, list) and block:
-            block = block[0]
-        if isinstance(block, dict) and block.get("version") is not None:
-            return str(block["version"]), attrs
-    return None, attrs
-
-
-# Metadata key -> the schema that judges it.
-_SCHEMA_OF_KEY = {
-    "multiscales": "image",
-    "image-label": "label",
-    "plate": "plate",
-    "well": "well",
-    "bioformats2raw.layout": "bf2raw",
-    "series": "ome",
-    "scene": "scene",
-}
-
-
-def _models(namespace: dict[str, Any]) -> list[str]:
-    """Which schemas (image, label, plate, ...) apply to a group's metadata."""
-    return [model for key, model in _SCHEMA_OF_KEY.items() if key in namespace]
-
-
 def _pointer(node: _Node, namespace: dict[str, Any]) -> str:
     return f"{node.pointer}.ome" if namespace is not node.attrs else node.pointer
 
 
 def _join(base: str, path: str) -> str:
     return "/".join(p for p in (base.strip("/"), path.strip("/")) if p)
-
-
-def _axis_names(ms: dict[str, Any], version: str) -> list[str] | None:
-    """Names of a multiscale's axes; 0.1/0.2 imply t, c, z, y, x; 0.6 uses coordinateSystems."""
-    axes = ms.get("axes")
-    if axes is None and version.startswith("0.6"):
-        systems = ms.get("coordinateSystems")
-        if isinstance(systems, list) and systems and isinstance(systems[0], dict):
-            axes = systems[0].get("axes")
-    if axes is None:
-        return ["t", "c", "z", "y", "x"] if version in ("0.1", "0.2") else None
-    if not isinstance(axes, list):
-        return None
-    return [str(a.get("name") if isinstance(a, dict) else a) for a in axes]
-
-
-def _axis_types(ms: dict[str, Any], version: str) -> list[tuple[str, str | None]] | None:
-    """(name, type) of each axis; 0.1-0.3 names imply types (c is the channel axis)."""
-    names = _axis_names(ms, version)
-    if names is None:
-        return None
-    axes = ms.get("axes")
-    if axes is None and version.startswith("0.6"):
-        systems = ms.get("coordinateSystems")
-        first = systems[0] if isinstance(systems, list) and systems else None
-        axes = first.get("axes") if isinstance(first, dict) else None
-    implied = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
-    out = []
-    for i, name in enumerate(names):
-        entry = axes[i] if isinstance(axes, list) and i < len(axes) else None
-        kind = entry.get("type") if isinstance(entry, dict) else implied.get(name.lower())
-        out.append((name, kind if isinstance(kind, str) else None))
-    return out
-
-
-def _vector_lengths(ds: dict[str, Any]) -> list[tuple[int, str]]:
-    """Lengths of the scale / translation vectors of a dataset's transformations."""
-    found = []
-    transforms = ds.get("coordinateTransformations")
-    if not isinstance(transforms, list):
-        return found
-    for t in transforms:
-        if not isinstance(t, dict):
-            continue
-        nested = t.get("transformations") if t.get("type") == "sequence" else [t]
-        for step in nested if isinstance(nested, list) else []:
-            for key in ("scale", "translation"):
-                if isinstance(step, dict) and isinstance(step.get(key), list):
-                    found.append((len(step[key]), key))
-    return found
-
-
-def _dtype_name(array: _Node) -> str:
-    """The array's data type as a zarr v3 name (uint8, float32, ...)."""
-    if array.zarr_format == 3:
-        return str(array.meta.get("data_type"))
-    import numpy as np
-
-    try:
-        return np.dtype(array.meta.get("dtype")).name
-    except TypeError:
-        return str(array.meta.get("dtype"))
