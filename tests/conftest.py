@@ -1,5 +1,6 @@
-"""Fixtures shared by the whole suite: where the shared corpus lives, and a
-napari settings file of the test session's own (never the user's)."""
+"""Fixtures shared by the whole suite: where the shared corpus lives, a napari
+settings file of the test session's own (never the user's), and the codec
+pipeline the suite runs on (`--engine zarrs|zarr-python`, default zarrs)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,33 @@ def _manifest() -> list[dict]:
 
 
 CORPUS_DATASETS = _manifest()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--engine",
+        choices=("zarrs", "zarr-python"),
+        default=None,
+        help="codec pipeline for the whole run, subprocesses included "
+        "(default: $NAPARI_OMEZARR_X_ENGINE, else zarrs)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Choose the engine before any test opens an array, and say which one runs."""
+    from napari_omezarr_x.storage import engine
+
+    chosen = config.getoption("--engine")
+    if chosen:
+        # Set in the environment too, so the CLI and benchmark subprocesses follow.
+        os.environ[engine.ENV] = chosen
+    engine.apply()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from napari_omezarr_x.storage import current_engine
+
+    return f"napari-omezarr-x codec engine: {current_engine()}"
 
 
 @pytest.fixture(scope="session")

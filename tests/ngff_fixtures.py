@@ -289,3 +289,32 @@ def write_collection(
             + "</OME>"
         )
     return path
+
+
+def record_reads(monkeypatch: Any) -> list[str]:
+    """Keys of the local store read from now on, whichever codec engine reads them.
+
+    zarr-python's pipeline reads through `LocalStore.get`; zarrs reads chunk files
+    itself, so its pipeline's `read` is recorded too (the chunk keys it is handed).
+    """
+    keys: list[str] = []
+    original_get = zarr.storage.LocalStore.get
+
+    async def get(self, key, *args, **kwargs):
+        keys.append(key)
+        return await original_get(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", get)
+    try:
+        from napari_omezarr_x.storage.native import GuardedZarrsPipeline
+    except ImportError:  # zarrs not installed: every read goes through LocalStore.get
+        return keys
+    original_read = GuardedZarrsPipeline.read
+
+    async def read(self, batch_info, out, drop_axes=()):
+        batch = list(batch_info)
+        keys.extend(item[0].path for item in batch)
+        return await original_read(self, batch, out, drop_axes)
+
+    monkeypatch.setattr(GuardedZarrsPipeline, "read", read)
+    return keys

@@ -16,7 +16,7 @@ from http_helpers import serve
 from napari_omezarr_x._napari import reader
 from napari_omezarr_x._napari.reader import get_reader, read_layers, register_default_reader
 from napari_omezarr_x.errors import NgffComplianceWarning
-from ngff_fixtures import write_image
+from ngff_fixtures import record_reads, write_image
 
 PLUGIN = "napari-omezarr-x"
 CHANNELS = [
@@ -154,14 +154,7 @@ def test_chunk_reads_at_open(tmp_path, monkeypatch, version, windows):
     path = write_image(
         tmp_path / "c.zarr", version, shape=(1, 2, 2, 32, 32), levels=3, channels=channels
     )
-    keys: list[str] = []
-    original = zarr.storage.LocalStore.get
-
-    async def get(self, key, *args, **kwargs):
-        keys.append(key)
-        return await original(self, key, *args, **kwargs)
-
-    monkeypatch.setattr(zarr.storage.LocalStore, "get", get)
+    keys = record_reads(monkeypatch)
     layers = read_layers(str(path))
     assert len(layers) == 2
     metadata = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")

@@ -20,7 +20,7 @@ from http_helpers import QuietHandler, remote_options, serve
 from napari_omezarr_x.errors import StoreAccessError
 from napari_omezarr_x.read import looks_like_ome_zarr, read_ome_zarr
 from napari_omezarr_x.storage import open_location
-from ngff_fixtures import write_image, write_plate
+from ngff_fixtures import record_reads, write_image, write_plate
 
 METADATA_NAMES = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")
 
@@ -202,14 +202,7 @@ def test_bioformats2raw_layout1_folder(corpus_dir):
 def test_open_reads_no_chunks(tmp_path, monkeypatch, make):
     """Opening touches metadata documents only; chunks are read on compute."""
     folder = make(tmp_path / "img.zarr")
-    keys: list[str] = []
-    original = zarr.storage.LocalStore.get
-
-    async def counting_get(self, key, *args, **kwargs):
-        keys.append(key)
-        return await original(self, key, *args, **kwargs)
-
-    monkeypatch.setattr(zarr.storage.LocalStore, "get", counting_get)
+    keys = record_reads(monkeypatch)
     (image,) = read_ome_zarr(str(folder))
     assert keys
     assert [k for k in keys if k.rsplit("/", 1)[-1] not in METADATA_NAMES] == []

@@ -7,10 +7,11 @@ remote reads (`network`: timeouts, retries, requests in flight; `retry`: the zar
 store wrapper applying them, imported on use as it needs zarr), raw key views
 for the validator, JSON documents of local folders and object stores, crash-safe
 replacement of folders and files, crash-safe updates of many files of one folder
-(`journal`, used to save label edits), concurrent I/O calls, and batches of small
-documents read at once. Everything above (`spec`, `read`, `write`, the
-applications and `_napari`) reaches files and URLs only through here. Imports
-nothing of this package but `errors`.
+(`journal`, used to save label edits), concurrent I/O calls, batches of small
+documents read at once, and the engine that encodes and decodes chunks (zarrs's
+native codec pipeline where it can, else zarr's own). Everything above (`spec`,
+`read`, `write`, the applications and `_napari`) reaches files and URLs only
+through here. Imports nothing of this package but `errors`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from .atomic import (
 from .batch import read_many
 from .concurrency import parallel
 from .documents import Documents, documents_for, dump_json, read_json, write_json
+from .engine import ENGINES, current_engine, set_engine
+from .engine import apply as apply_engine
 from .locations import (
     HTTP_SCHEMES,
     METADATA_FILES,
@@ -48,6 +51,7 @@ from .network import RemoteSettings, configure_remote, remote_settings, reset_re
 from .objects import ObjectKeys, object_error, object_scheme, object_store, zarr_object_store
 
 __all__ = [
+    "ENGINES",
     "HTTP_SCHEMES",
     "METADATA_FILES",
     "ZIP_SUFFIXES",
@@ -56,9 +60,11 @@ __all__ = [
     "ObjectKeys",
     "RemoteSettings",
     "StoreLike",
+    "apply_engine",
     "check_replaceable",
     "check_scheme",
     "configure_remote",
+    "current_engine",
     "documents_for",
     "dump_json",
     "ensure_writable",
@@ -80,6 +86,7 @@ __all__ = [
     "read_many",
     "remote_settings",
     "reset_remote",
+    "set_engine",
     "split_zip_path",
     "staging_dir",
     "url_scheme",

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from napari_omezarr_x.errors import StoreAccessError
 
+from .engine import apply as apply_engine
 from .network import remote_settings
 from .objects import (
     OBJECT_SCHEMES,
@@ -198,6 +199,7 @@ def open_store(store: StoreLike, storage_options: dict[str, Any] | None = None) 
     """A read-only zarr store rooted exactly at `store` (no walking up to an outer group)."""
     import zarr.storage
 
+    apply_engine()
     if not isinstance(store, str | os.PathLike):
         return _open_object_of(store, storage_options).store
     text = os.fspath(store)
@@ -519,6 +521,7 @@ def _group_keys(store: Any, path: str) -> list[str]:
 
 def open_location(path: StoreLike, storage_options: dict[str, Any] | None = None) -> Location:
     """Open the store holding `path` read-only; raise StoreAccessError if it cannot be."""
+    apply_engine()
     location = _open_root(path, storage_options)
     if location is not None:
         return location

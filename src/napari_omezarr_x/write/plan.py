@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_omezarr_x.model import Axis, Channel
+from napari_omezarr_x.storage import apply_engine
 
 from . import pyramid
 from .documents import (
@@ -349,6 +350,7 @@ def create_arrays(root: Path, plans: Sequence[Plan]) -> list[list[Any]]:
     """Create the groups and (empty) level arrays of every plan under `root`."""
     import zarr
 
+    apply_engine()
     out = []
     for plan in plans:
         zfmt = 3 if plan.version == "0.5" else 2

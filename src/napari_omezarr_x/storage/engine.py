@@ -1,0 +1,189 @@
+"""Which codec pipeline zarr encodes and decodes chunks with: zarrs where it can, else zarr's own.
+
+The `zarrs` package is a codec pipeline for zarr-python backed by the Rust zarrs
+crate. Where it is installed it becomes zarr's pipeline the first time this package
+opens or creates a store (zarr is imported lazily, so importing the package stays
+cheap for napari's first look at a path). It is installed through
+`EnginePipeline`, which gives every array zarrs's pipeline when zarrs supports the
+array's codecs, data type and store, and zarr-python's own pipeline otherwise
+(zip files, stores with options such as our HTTP timeouts, fsspec file systems
+other than HTTP, big-endian zarr v2 data), without a warning either way.
+
+The switch: the environment variable `NAPARI_OMEZARR_X_ENGINE` (`zarrs` or
+`zarr-python`) or `set_engine(...)` at run time. Someone who configured zarr's
+pipeline themselves (`zarr.config` or `ZARR_CODEC_PIPELINE__PATH`) keeps it: only
+an explicit `set_engine` call replaces it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zarr.abc.codec import CodecPipeline
+    from zarr.abc.store import Store
+    from zarr.core.metadata import ArrayMetadata
+
+log = logging.getLogger(__name__)
+
+#: Environment variable choosing the engine: one of `ENGINES`.
+ENV = "NAPARI_OMEZARR_X_ENGINE"
+#: `zarrs`: the native pipeline where it supports the array; `zarr-python`: zarr's own.
+ENGINES = ("zarrs", "zarr-python")
+ZARR_PIPELINE = "zarr.core.codec_pipeline.BatchedCodecPipeline"
+_ZARR_ENV = "ZARR_CODEC_PIPELINE__PATH"
+
+_lock = threading.Lock()
+_applied = False
+
+
+def zarrs_available() -> bool:
+    """Whether the zarrs package can be imported on this machine."""
+    try:
+        import zarrs  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _pipeline_path() -> str:
+    return f"{EnginePipeline.__module__}.{EnginePipeline.__qualname__}"
+
+
+def current_engine() -> str:
+    """The engine arrays opened from now on get: `zarrs`, `zarr-python` or `user` (another
+    pipeline someone configured in zarr)."""
+    import zarr
+
+    path = zarr.config.get("codec_pipeline.path")
+    if path == _pipeline_path():
+        return "zarrs"
+    return "zarr-python" if path == ZARR_PIPELINE else "user"
+
+
+def set_engine(name: str) -> str:
+    """Make arrays opened from now on use engine `name` (`zarrs` or `zarr-python`).
+
+    Arrays already open keep the pipeline they were opened with. Asking for
+    `zarrs` where it is not installed raises ImportError.
+    """
+    global _applied
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r}: use one of {', '.join(ENGINES)}")
+    if name == "zarrs" and not zarrs_available():
+        raise ImportError("the zarrs engine needs the zarrs package: pip install zarrs")
+    import zarr
+    from zarr.registry import register_pipeline
+
+    register_pipeline(EnginePipeline)
+    with _lock:
+        zarr.config.set(
+            {"codec_pipeline.path": _pipeline_path() if name == "zarrs" else ZARR_PIPELINE}
+        )
+        _applied = True
+    return name
+
+
+def apply() -> None:
+    """Install the engine chosen by the environment, once, unless zarr was configured.
+
+    Called by everything in this package that opens or creates a store. An
+    unknown value of `NAPARI_OMEZARR_X_ENGINE` is logged and the default kept.
+    """
+    global _applied
+    if _applied:
+        return
+    with _lock:
+        if _applied:
+            return
+        _applied = True
+    import zarr
+
+    if os.environ.get(_ZARR_ENV) or zarr.config.get("codec_pipeline.path") != ZARR_PIPELINE:
+        log.debug("zarr's codec pipeline was configured by the user: left as it is")
+        return
+    wanted = os.environ.get(ENV, "").strip().lower() or "zarrs"
+    if wanted not in ENGINES:
+        log.warning("%s=%r is not one of %s: using zarrs", ENV, wanted, ", ".join(ENGINES))
+        wanted = "zarrs"
+    if wanted == "zarrs" and not zarrs_available():
+        log.debug("zarrs is not installed: zarr-python's codec pipeline stays")
+        return
+    set_engine(wanted)
+
+
+def _native_byte_order(metadata: ArrayMetadata) -> bool:
+    try:
+        return bool(metadata.dtype.to_native_dtype().isnative)
+    except (AttributeError, TypeError):
+        return False
+
+
+def _codecs(metadata: ArrayMetadata) -> list[Any]:
+    """The codecs of an array as zarr builds its pipeline from them (v2: one wrapper)."""
+    from zarr.codecs._v2 import V2Codec
+    from zarr.core.metadata import ArrayV2Metadata
+
+    if isinstance(metadata, ArrayV2Metadata):
+        return [V2Codec(filters=metadata.filters, compressor=metadata.compressor)]
+    return list(metadata.codecs)
+
+
+def _zarrs_pipeline(metadata: ArrayMetadata, store: Store) -> CodecPipeline:
+    """zarrs's pipeline for this array; raises if zarrs cannot take its codecs or store.
+
+    zarrs's own constructor would warn and fall back per array; asking it to be
+    strict lets this module choose zarr's pipeline quietly instead.
+    """
+    from zarr.core.codec_pipeline import BatchedCodecPipeline
+    from zarrs.pipeline import get_codec_pipeline_impl
+
+    from .native import GuardedZarrsPipeline
+
+    impl = get_codec_pipeline_impl(metadata, store, strict=True)
+    if impl is None:
+        raise NotImplementedError("zarrs declined the array")
+    # zarr-python's pipeline stays inside for the selections zarrs cannot index
+    # and for writes to read-only stores.
+    fallback = BatchedCodecPipeline.from_codecs(_codecs(metadata))
+    return GuardedZarrsPipeline(metadata=metadata, store=store, impl=impl, python_impl=fallback)
+
+
+def pipeline_name(array: Any) -> str:
+    """The class name of the codec pipeline a zarr array reads and writes with."""
+    return type(array.async_array.codec_pipeline).__name__
+
+
+class EnginePipeline:
+    """The class zarr's `codec_pipeline.path` names when the zarrs engine is on.
+
+    zarr asks it for each array's pipeline (`from_array_metadata_and_store`) and
+    for the inner pipelines of sharding codecs (`from_codecs`); it hands back
+    zarrs's pipeline where zarrs supports the array and its store, and
+    zarr-python's pipeline otherwise. It is a factory: no instance is ever made.
+    """
+
+    @classmethod
+    def from_array_metadata_and_store(
+        cls, array_metadata: ArrayMetadata, store: Store
+    ) -> CodecPipeline:
+        """zarrs's pipeline if it takes this array and store; NotImplementedError tells
+        zarr to build its own from the codecs instead."""
+        if _native_byte_order(array_metadata):
+            try:
+                return _zarrs_pipeline(array_metadata, store)
+            except Exception as exc:  # zarrs raises its own types for what it lacks
+                log.debug("zarrs declined %s: %s: %s", store, type(exc).__name__, exc)
+        # zarr then builds its own pipeline through `from_codecs`.
+        raise NotImplementedError("zarr-python's pipeline for this array")
+
+    @classmethod
+    def from_codecs(cls, codecs: Iterable[Any]) -> CodecPipeline:
+        """zarr-python's pipeline of `codecs` (inner chunks of shards, metadata-less uses)."""
+        from zarr.core.codec_pipeline import BatchedCodecPipeline
+
+        return BatchedCodecPipeline.from_codecs(codecs)
