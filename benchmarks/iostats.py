@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import resource
@@ -10,6 +11,10 @@ from pathlib import Path
 
 import psutil
 
+# Store reads made inside zarrs's pipeline read (its fallback to zarr's pipeline).
+_ZARRS_GETS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "zarrs_gets", default=None
+)
 METADATA_NAMES = ("zarr.json", ".zattrs", ".zarray", ".zgroup", ".zmetadata")
 
 
@@ -52,8 +57,11 @@ def _levels_in(folder: Path, names: list[str]) -> int | None:
 class StoreReadCounter:
     """Counts keys and bytes fetched through zarr's local and fsspec stores while active.
 
-    Both readers (ours and napari-ome-zarr) end up in these store classes, so patching their
-    ``get`` methods measures chunk and metadata reads the same way for each.
+    Every reader ends up in these store classes, so patching their ``get`` methods
+    measures chunk and metadata reads the same way for each. zarrs's codec pipeline
+    reads chunk files itself: its ``read`` is wrapped too, counting the chunk keys it
+    is handed and their file sizes (local stores; whole files, so a partial read of a
+    shard counts the shard).
     """
 
     def __init__(self, level0_prefixes: tuple[str, ...] = ()) -> None:
@@ -61,7 +69,7 @@ class StoreReadCounter:
         self.level0_prefixes = tuple(level0_prefixes)
         self.lock = threading.Lock()
         self.reset()
-        self._saved: list[tuple[type, object]] = []
+        self._saved: list[tuple[type, str, object]] = []
 
     def reset(self) -> None:
         """Start counting from zero."""
@@ -92,14 +100,48 @@ class StoreReadCounter:
 
         for cls in (LocalStore, FsspecStore, ZipStore):
             original = cls.get
-            self._saved.append((cls, original))
+            self._saved.append((cls, "get", original))
             cls.get = self._wrap(original)
+        try:
+            from zarrs import ZarrsCodecPipeline
+        except ImportError:
+            return self
+        original = ZarrsCodecPipeline.read
+        self._saved.append((ZarrsCodecPipeline, "read", original))
+        ZarrsCodecPipeline.read = self._wrap_pipeline(original)
         return self
+
+    def _wrap_pipeline(self, original):
+        counter = self
+
+        async def read(pipeline, batch_info, out, drop_axes=()):
+            batch = list(batch_info)
+            # zarrs hands selections it cannot index to zarr's pipeline, whose store
+            # reads are counted already: count the batch here only if none happened.
+            token = _ZARRS_GETS.set([0])
+            try:
+                result = await original(pipeline, batch, out, drop_axes)
+                fell_back = _ZARRS_GETS.get()[0] > 0
+            finally:
+                _ZARRS_GETS.reset(token)
+            if not fell_back:
+                for item in batch:
+                    getter = item[0]
+                    root = getattr(getter.store, "root", None)
+                    file = Path(str(root)) / getter.path if root is not None else None
+                    size = file.stat().st_size if file is not None and file.exists() else 0
+                    counter._count(getter.path, size)
+            return result
+
+        return read
 
     def _wrap(self, original):
         counter = self
 
         async def get(store, key, prototype=None, byte_range=None):
+            inside = _ZARRS_GETS.get()
+            if inside is not None:
+                inside[0] += 1
             buf = await original(store, key, prototype, byte_range)
             if buf is not None:
                 counter._count(key, len(buf))
@@ -108,6 +150,6 @@ class StoreReadCounter:
         return get
 
     def __exit__(self, *exc) -> None:
-        for cls, original in self._saved:
-            cls.get = original
+        for cls, name, original in self._saved:
+            setattr(cls, name, original)
         self._saved.clear()

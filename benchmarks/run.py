@@ -5,6 +5,7 @@ deterministic synthetic volume generated once into the work folder:
 
     .venv/bin/python benchmarks/run.py --quick        # a few minutes
     .venv/bin/python benchmarks/run.py                # (2, 128, 2048, 2048) uint16, 2 GiB
+    .venv/bin/python benchmarks/run.py --repeat 3     # every case 3 times, interleaved
 
 Results go to ``--out`` as ``results.json`` (one record per case) and ``results.md`` (tables).
 """
@@ -33,10 +34,24 @@ from report import environment, markdown  # noqa: E402
 
 DEFAULT_SIZE = (2, 128, 2048, 2048)
 QUICK_SIZE = (2, 64, 1024, 1024)
-AREAS = ("save", "labels", "memory", "open", "viewer", "http", "s3", "labels-edit", "remote")
+AREAS = (
+    "save",
+    "labels",
+    "memory",
+    "open",
+    "viewer",
+    "http",
+    "s3",
+    "labels-edit",
+    "remote",
+    "read",
+)
 
+# "ours" runs with the engine as shipped (zarrs where installed); "-zarr-python" with the
+# switch off. The limits encode what ours-0.5 wrote (every level) or the input (level 0).
 IMAGE_CASES = [
     ("ours-0.5", "ours", {"version": "0.5"}),
+    ("ours-0.5-zarr-python", "ours", {"version": "0.5", "engine": "zarr-python"}),
     ("ours-0.4", "ours", {"version": "0.4"}),
     ("ours-0.5-sharded", "ours", {"version": "0.5", "sharded": True}),
     ("ours-0.5-defaults", "ours", {"version": "0.5", "defaults": True}),
@@ -44,17 +59,28 @@ IMAGE_CASES = [
     ("ngff-zarr-0.4", "ngff-zarr", {"version": "0.4"}),
     ("ngff-zarr-0.5", "ngff-zarr", {"version": "0.5"}),
     ("zarr-ceiling", "zarr-ceiling", {}),
+    ("zarrs-ceiling", "zarr-ceiling", {"engine": "zarrs"}),
+    ("blosc-limit", "blosc-limit", {"pyramid_of": "ours-0.5"}),
+    ("blosc-limit-level0", "blosc-limit", {}),
 ]
 LABEL_CASES = [
     ("ours-0.5", "ours", {"version": "0.5"}),
+    ("ours-0.5-zarr-python", "ours", {"version": "0.5", "engine": "zarr-python"}),
     ("ome-zarr-py-0.5", "ome-zarr-py", {"version": "0.5"}),
     ("ngff-zarr-0.5", "ngff-zarr", {"version": "0.5"}),
     ("zarr-ceiling", "zarr-ceiling", {}),
+    ("blosc-limit", "blosc-limit", {"pyramid_of": "ours-0.5"}),
+    ("blosc-limit-level0", "blosc-limit", {}),
 ]
+# Readers of the read area; blosc-limit decodes the chunks their reads touch.
+READ_TOOLS = ("ours", "napari-ome-zarr", "ome-zarr-py", "zarr-python", "zarrs", "blosc-limit")
+VIEWER_TOOLS = ("ours", "napari-ome-zarr")
+# The stores the read area reads: our default chunking, and deep z chunks (1, 64, 256, 256).
+READ_STORES = {"default": "ours-0.5-defaults", "deep-z": "ours-0.5"}
 MEMORY_TOOLS = [("ours-0.5", "ours", {"version": "0.5"}), ("ome-zarr-py-0.5", "ome-zarr-py", {})]
 READERS = ("ours", "napari-ome-zarr")
 # Save outputs kept for the open cases (ours first, ome-zarr-py while ours is missing).
-KEPT = ("ours-0.5", "ome-zarr-py-0.5")
+KEPT = ("ours-0.5", "ome-zarr-py-0.5", "ours-0.5-defaults")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,6 +121,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="record save cases with py-spy into --out (adds overhead)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of every case, interleaved; tables show each case's fastest round",
+    )
     args = parser.parse_args(argv)
     args.size_given = args.size is not None
     args.size = args.size or (QUICK_SIZE if args.quick else DEFAULT_SIZE)
@@ -118,6 +150,7 @@ class Runner:
         self.workdir = args.workdir or Path(tempfile.gettempdir()) / "napari-omezarr-x-bench"
         self.outdir = self.workdir / "out"
         self.records: list[dict] = []
+        self.round = 0
         self.env = dict(os.environ)
         self.env.setdefault("NAPARI_CONFIG", str(self.workdir / "napari-settings.yaml"))
 
@@ -153,6 +186,8 @@ class Runner:
             record = json.loads(result_path.read_text())
         else:
             record = {**spec, "ok": False, "error": failure.strip() or "no result written"}
+        record["round"] = self.round
+        record["load"] = list(os.getloadavg())
         if not record.get("ok"):
             print(f"    FAILED: {record.get('error', failure)[-600:]}", flush=True)
         self.records.append(record)
@@ -191,17 +226,19 @@ def scaled(size: tuple[int, ...], factor: float) -> tuple[int, ...]:
 def run_saves(runner: Runner, inputs: dict[str, str]) -> None:
     """Image saves, label saves and the memory-versus-input-size saves."""
     areas = runner.args.areas
-    if "save" in areas:
-        for case, tool, params in IMAGE_CASES:
-            if runner.wanted("save", case):
-                runner.save("save", case, tool, "image", inputs["image"], params)
-                if case not in KEPT:
-                    shutil.rmtree(_out(runner, "save", case), ignore_errors=True)
-    if "labels" in areas:
-        for case, tool, params in LABEL_CASES:
-            if runner.wanted("labels", case):
-                runner.save("labels", case, tool, "labels", inputs["labels"], params)
-                shutil.rmtree(_out(runner, "labels", case), ignore_errors=True)
+    for area, kind, cases in (("save", "image", IMAGE_CASES), ("labels", "labels", LABEL_CASES)):
+        if area not in areas:
+            continue
+        for case, tool, params in cases:
+            if not runner.wanted(area, case):
+                continue
+            if "pyramid_of" in params:
+                params = {**params, "pyramid_of": str(_out(runner, area, params["pyramid_of"]))}
+            runner.save(area, case, tool, kind, inputs[kind], params)
+            if case != "ours-0.5" and (area == "labels" or case not in KEPT):
+                shutil.rmtree(_out(runner, area, case), ignore_errors=True)
+        if area == "labels":
+            shutil.rmtree(_out(runner, area, "ours-0.5"), ignore_errors=True)
     if "memory" in areas:
         for factor in (0.5, 2.0):
             size = scaled(runner.args.size, factor)
@@ -220,7 +257,7 @@ def _out(runner: Runner, area: str, case: str) -> Path:
 
 def open_store_for(runner: Runner, inputs: dict[str, str]) -> Path:
     """The store the open cases read: our 0.5 output, written now if no save case made it."""
-    for case, tool in zip(KEPT, ("ours", "ome-zarr-py"), strict=True):
+    for case, tool in (("ours-0.5", "ours"), ("ome-zarr-py-0.5", "ome-zarr-py")):
         store = _out(runner, "save", case)
         if (store / "zarr.json").exists():
             return store
@@ -332,6 +369,35 @@ def run_label_edits(runner: Runner) -> None:
         runner.run({**spec, "params": params}, wrap)
 
 
+def read_store(runner: Runner, inputs: dict[str, str], case: str) -> Path:
+    """A store the read area reads: a kept save output, written now (untimed) if missing."""
+    store = _out(runner, "save", case)
+    if not (store / "zarr.json").exists():
+        params = dict(next(p for c, _, p in IMAGE_CASES if c == case))
+        record = runner.save("save", case, "ours", "image", inputs["image"], params)
+        runner.records.remove(record)
+        if not record.get("ok"):
+            raise RuntimeError(f"could not write the {case} store to read: {record['error']}")
+    return store
+
+
+def run_reads(runner: Runner, inputs: dict[str, str]) -> None:
+    """One plane, a 10-plane scrub and the lowest level per reader and chunking."""
+    warmup = str(runner.outdir)
+    wrap = [] if os.environ.get("DISPLAY") else ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24"]
+    for chunking, case in READ_STORES.items():
+        store = None
+        for area, tools in (("read", READ_TOOLS), ("read-viewer", VIEWER_TOOLS)):
+            for tool in tools:
+                name = f"{tool}-{chunking}"
+                if not runner.wanted(area, name):
+                    continue
+                store = store or read_store(runner, inputs, case)
+                params = {"chunking": chunking, "warmup_dir": warmup}
+                spec = {"area": area, "case": name, "tool": tool, "store": str(store)}
+                runner.run({**spec, "params": params}, wrap if area == "read-viewer" else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runner = Runner(args)
@@ -343,9 +409,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"inputs {args.size} in {runner.workdir}", flush=True)
         inputs = ensure_inputs(runner.workdir, args.size)
         generation_s = time.perf_counter() - start
-        run_saves(runner, inputs)
-        if {"open", "viewer", "http", "s3"} & set(args.areas):
-            run_opens(runner, open_store_for(runner, inputs))
+        for round_ in range(args.repeat):
+            runner.round = round_
+            run_saves(runner, inputs)
+            if "read" in args.areas:
+                run_reads(runner, inputs)
+            if {"open", "viewer", "http", "s3"} & set(args.areas):
+                run_opens(runner, open_store_for(runner, inputs))
     if "labels-edit" in args.areas:
         run_label_edits(runner)
     if "remote" in args.areas:

@@ -56,7 +56,9 @@ def ours(kind: str, src: str, out: str, params: dict) -> dict:
         write.write_image(out, arr, **kwargs)
     else:
         write.write_labels(out, arr, **kwargs)
-    return {"version": importlib.metadata.version("napari-omezarr-x")}
+    from napari_omezarr_x.storage import current_engine
+
+    return {"version": importlib.metadata.version("napari-omezarr-x"), "engine": current_engine()}
 
 
 def ome_zarr_py(kind: str, src: str, out: str, params: dict) -> dict:
@@ -120,7 +122,12 @@ def ngff_zarr(kind: str, src: str, out: str, params: dict) -> dict:
 
 
 def ceiling(kind: str, src: str, out: str, params: dict) -> dict:
-    """Plain dask-to-zarr copy of the full-resolution level only: the bound for any writer."""
+    """Plain dask-to-zarr copy of the full-resolution level only, zarr's defaults throughout.
+
+    With ``engine: zarrs`` zarr uses the zarrs codec pipeline for it (as its README says).
+    """
+    if params.get("engine") == "zarrs":
+        zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"})
     arr = lazy_input(src)
     target = zarr.create_array(
         store=out,
@@ -131,7 +138,18 @@ def ceiling(kind: str, src: str, out: str, params: dict) -> dict:
         overwrite=True,
     )
     da.store(arr, target, lock=False)
-    return {"version": importlib.metadata.version("zarr")}
+    engine = params.get("engine", "zarr-python")
+    package = "zarrs" if engine == "zarrs" else "zarr"
+    return {"version": importlib.metadata.version(package), "engine": engine}
+
+
+def blosc_limit(kind: str, src: str, out: str, params: dict) -> dict:
+    """blosc alone encoding the same chunks on all cores (see ``limits.py``)."""
+    from limits import save_limit
+
+    record = save_limit(kind, src, out, params)
+    record["version"] = importlib.metadata.version("numcodecs")
+    return record
 
 
 TOOLS: dict[str, Callable[[str, str, str, dict], dict]] = {
@@ -139,4 +157,5 @@ TOOLS: dict[str, Callable[[str, str, str, dict], dict]] = {
     "ome-zarr-py": ome_zarr_py,
     "ngff-zarr": ngff_zarr,
     "zarr-ceiling": ceiling,
+    "blosc-limit": blosc_limit,
 }

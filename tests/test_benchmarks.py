@@ -83,3 +83,37 @@ def test_plate_benchmark_runs_and_checks_fields(tmp_path: Path) -> None:
     # Opening reads metadata only: the plate, 6 wells and the first field.
     assert record["open_http"]["chunk_requests"] == 0
     assert 6 <= record["open_http"]["metadata_requests"] <= 16
+
+
+def test_limit_and_read_cases_write_complete_records(tmp_path: Path) -> None:
+    """blosc's limit rows and the read area (every reader, one chunking) run end to end."""
+    out = tmp_path / "results"
+    only = "save/ours-0.5,save/blosc-limit,save/blosc-limit-level0"
+    only += ",read/ours-deep-z,read/napari-ome-zarr-deep-z,read/ome-zarr-py-deep-z"
+    only += ",read/zarr-python-deep-z,read/zarrs-deep-z,read/blosc-limit-deep-z"
+    command = [sys.executable, str(RUN), "--size", "2,8,300,300", "--areas", "save,read"]
+    command += ["--only", only, "--out", str(out), "--workdir", str(tmp_path / "work")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    records = {
+        (r["area"], r["case"]): r for r in json.loads((out / "results.json").read_text())["records"]
+    }
+    assert all(r["ok"] for r in records.values()), records
+    limit, level0 = records["save", "blosc-limit"], records["save", "blosc-limit-level0"]
+    assert limit["levels"] == records["save", "ours-0.5"]["levels"] == 2
+    assert level0["levels"] == 1
+    # Every level encodes more bytes than level 0 alone; the input is 2*8*300*300 uint16.
+    assert limit["raw_bytes"] > level0["raw_bytes"] == 2 * 8 * 300 * 300 * 2
+    reads = [r for (area, _), r in records.items() if area == "read"]
+    assert len(reads) == 6
+    for r in reads:
+        for op in ("plane", "scrub", "lowest"):
+            assert r[op]["s"] > 0
+    ours = records["read", "ours-deep-z"]
+    # The middle plane of 8 z planes lies in the one z chunk: 2x2 tiles of (1, 8, 256, 256).
+    assert ours["plane"]["reads"]["chunk_reads"] == 4
+    assert records["read", "blosc-limit-deep-z"]["plane"]["chunks"] == 4
+    text = (out / "results.md").read_text()
+    assert "| blosc-limit | " in text
+    assert "#### deep-z chunks (8, 256, 256)" in text
