@@ -263,3 +263,21 @@ def test_corpus_reads_the_same_with_both_engines(corpus_dir, restore_engine) -> 
     assert seen >= 90
     if engine.zarrs_available():
         assert native >= 85
+
+
+def test_serial_store_arrays_round_trip(tmp_path, use) -> None:
+    """The writer's store (zarrs with one thread per call) writes what both engines read."""
+    data = np.arange(4 * 70 * 90, dtype="uint16").reshape(4, 70, 90)
+    arr = zarr.create_array(
+        engine.serial_store(tmp_path / "w.zarr"),
+        shape=data.shape,
+        chunks=(2, 32, 32),
+        dtype=data.dtype,
+        compressors=[BloscCodec(cname="zstd", clevel=3)],
+    )
+    arr[:] = data
+    assert pipeline_name(arr) == (ZARRS if use == "zarrs" else PYTHON)
+    for reader in engine.ENGINES:
+        engine.set_engine(reader)
+        back = zarr.open_array(open_store(tmp_path / "w.zarr"), mode="r")
+        np.testing.assert_array_equal(back[...], data)

@@ -26,7 +26,7 @@ from .atomic import (
 from .batch import read_many
 from .concurrency import parallel
 from .documents import Documents, documents_for, dump_json, read_json, write_json
-from .engine import ENGINES, current_engine, set_engine
+from .engine import ENGINES, current_engine, serial_store, set_engine
 from .engine import apply as apply_engine
 from .locations import (
     HTTP_SCHEMES,
@@ -86,6 +86,7 @@ __all__ = [
     "read_many",
     "remote_settings",
     "reset_remote",
+    "serial_store",
     "set_engine",
     "split_zip_path",
     "staging_dir",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_omezarr_x.model import Axis, Channel
-from napari_omezarr_x.storage import apply_engine
+from napari_omezarr_x.storage import apply_engine, serial_store
 
 from . import pyramid
 from .documents import (
@@ -351,11 +351,13 @@ def create_arrays(root: Path, plans: Sequence[Plan]) -> list[list[Any]]:
     import zarr
 
     apply_engine()
+    # One dask task per core writes: zarrs (where it encodes) adds no threads of its own.
+    store = serial_store(root)
     out = []
     for plan in plans:
         zfmt = 3 if plan.version == "0.5" else 2
         # Every intermediate folder must be a zarr group for readers to walk down.
-        group = zarr.open_group(str(root), mode="a", zarr_format=zfmt)
+        group = zarr.open_group(store, mode="a", zarr_format=zfmt)
         for part in [p for p in plan.rel.split("/") if p]:
             group = group.require_group(part)
         out.append(
