@@ -4,10 +4,10 @@ The `zarrs` package is a codec pipeline for zarr-python backed by the Rust zarrs
 crate. Where it is installed it becomes zarr's pipeline the first time this package
 opens or creates a store (zarr is imported lazily, so importing the package stays
 cheap for napari's first look at a path). It is installed through
-`EnginePipeline`, which gives every array zarrs's pipeline when zarrs supports the
-array's codecs, data type and store, and zarr-python's own pipeline otherwise
-(zip files, stores with options such as our HTTP timeouts, fsspec file systems
-other than HTTP, big-endian zarr v2 data), without a warning either way.
+`EnginePipeline`, which gives every array in a local folder zarrs's pipeline when
+zarrs supports its codecs and data type, and zarr-python's own pipeline otherwise
+(zip files, HTTP and object stores, big-endian zarr v2 data, codecs zarrs lacks),
+without a warning either way.
 
 The switch: the environment variable `NAPARI_OMEZARR_X_ENGINE` (`zarrs` or
 `zarr-python`) or `set_engine(...)` at run time. Someone who configured zarr's
@@ -141,6 +141,19 @@ def _native_byte_order(metadata: ArrayMetadata) -> bool:
         return False
 
 
+def _native_store(store: Store) -> bool:
+    """Whether zarrs may read and write `store` itself: local folders only.
+
+    zarrs also takes HTTP stores (without options, so not ours, which carry
+    connect and read timeouts) and obstore's object stores, but with obstore
+    0.12 and zarrs 0.2.3 its requests to a local S3 server failed, each after a
+    60 s timeout, where obstore's own succeed at once.
+    """
+    from zarr.storage import LocalStore
+
+    return isinstance(store, LocalStore)
+
+
 def _codecs(metadata: ArrayMetadata) -> list[Any]:
     """The codecs of an array as zarr builds its pipeline from them (v2: one wrapper)."""
     from zarr.codecs._v2 import V2Codec
@@ -211,7 +224,7 @@ class EnginePipeline:
     ) -> CodecPipeline:
         """zarrs's pipeline if it takes this array and store; NotImplementedError tells
         zarr to build its own from the codecs instead."""
-        if _native_byte_order(array_metadata):
+        if _native_byte_order(array_metadata) and _native_store(store):
             try:
                 return _zarrs_pipeline(array_metadata, store)
             except Exception as exc:  # zarrs raises its own types for what it lacks
