@@ -91,6 +91,99 @@ def test_read_through_serves_planes_of_a_deep_chunk_from_one_read(monkeypatch) -
     ]
     squeezed = read_through("a", read, [(5, 6), (0, 6), (2, 3)], (4, 6, 6), data.shape, 2, (0,))
     np.testing.assert_array_equal(squeezed, data[5, :, 2:3])
-    # Whole chunks are not the cache's business (napari caches whole blocks itself).
-    assert read_through("a", read, [(0, 4), (0, 6), (0, 6)], (4, 6, 6), data.shape, 2) is None
-    assert len(reads) == 2
+    # A whole chunk already kept is the cached array itself, read-only.
+    whole = read_through("a", read, [(0, 4), (0, 6), (0, 6)], (4, 6, 6), data.shape, 2)
+    assert not whole.flags.writeable
+    np.testing.assert_array_equal(whole, data[0:4])
+    # A whole chunk read for the first time is read directly, the second time kept.
+    assert read_through("b", read, [(0, 4), (0, 6), (0, 6)], (4, 6, 6), data.shape, 2) is None
+    again = read_through("b", read, [(0, 4), (0, 6), (0, 6)], (4, 6, 6), data.shape, 2)
+    np.testing.assert_array_equal(again, data[0:4])
+    assert len(reads) == 3
+
+
+@pytest.fixture
+def deep_store(tmp_path, monkeypatch):
+    """A 2-channel image in (1, 8, 16, 16) chunks (deep in z), read with a fresh cache."""
+    from napari_omezarr_x.write import write_image
+
+    monkeypatch.setattr(blocks, "CACHE", BlockCache(budget=64 << 20))
+    data = np.random.default_rng(3).integers(0, 4000, (2, 16, 32, 32)).astype("uint16")
+    path = tmp_path / "deep.ome.zarr"
+    write_image(path, data, axes="czyx", chunks=(1, 8, 16, 16), levels=1)
+    return path, data
+
+
+def _chunk_reads(keys: list[str]) -> int:
+    return len([k for k in keys if not k.endswith(("zarr.json", ".zattrs", ".zarray"))])
+
+
+def test_a_z_scrub_through_split_channels_decodes_each_chunk_twice(deep_store, monkeypatch):
+    """Through a channel's layer data (dask asks for whole chunks and slices them): the
+    first plane is read, the second fills the cache, the rest come from memory."""
+    from napari_omezarr_x.read import read_ome_zarr
+    from ngff_fixtures import record_reads
+
+    path, data = deep_store
+    (image,) = read_ome_zarr(str(path))
+    channel = image.levels[0][1]  # as layers.py splits channels
+    keys = record_reads(monkeypatch)
+    reads = []
+    for z in range(2, 7):
+        before = _chunk_reads(keys)
+        plane = np.asarray(channel[z])
+        reads.append(_chunk_reads(keys) - before)
+        np.testing.assert_array_equal(plane, data[1, z])
+        plane[0, 0] = 1  # joined from blocks: the caller's own array
+    assert reads == [4, 4, 0, 0, 0]
+    assert blocks.CACHE.used == 4 * 8 * 16 * 16 * 2
+
+
+def test_a_partial_read_is_kept_at_once_and_a_full_read_keeps_nothing(deep_store, monkeypatch):
+    from napari_omezarr_x.read import read_ome_zarr
+    from ngff_fixtures import record_reads
+
+    path, data = deep_store
+    (image,) = read_ome_zarr(str(path))
+    keys = record_reads(monkeypatch)
+    np.testing.assert_array_equal(image.levels[0].compute(), data)
+    assert blocks.CACHE.used == 0  # a save or conversion reads every chunk once
+    before = _chunk_reads(keys)
+    for z in range(9, 13):
+        np.testing.assert_array_equal(np.asarray(image.levels[0][0, z]), data[0, z])
+    assert _chunk_reads(keys) - before == 4  # fused into one read per chunk, then memory
+
+
+def test_budget_zero_reads_every_plane(deep_store, monkeypatch):
+    from napari_omezarr_x.read import read_ome_zarr
+    from ngff_fixtures import record_reads
+
+    path, data = deep_store
+    blocks.set_budget(0)
+    (image,) = read_ome_zarr(str(path))
+    keys = record_reads(monkeypatch)
+    for z in range(3):
+        np.testing.assert_array_equal(np.asarray(image.levels[0][0][z]), data[0, z])
+    assert _chunk_reads(keys) == 12
+    assert blocks.CACHE.used == 0
+
+
+def test_environment_sets_the_budget(monkeypatch):
+    monkeypatch.setenv(blocks.ENV, "256")
+    assert blocks._initial_budget() == 256 * 2**20
+    monkeypatch.setenv(blocks.ENV, "lots")
+    assert blocks._initial_budget() <= blocks.DEFAULT_BYTES
+
+
+def test_a_save_from_cached_planes_is_exact(deep_store, tmp_path):
+    """Read-only cached chunks feed the writer like any other input."""
+    from napari_omezarr_x.read import read_ome_zarr
+    from napari_omezarr_x.write import write_image
+
+    path, data = deep_store
+    (image,) = read_ome_zarr(str(path))
+    for z in range(3):
+        np.asarray(image.levels[0][0][z])
+    write_image(tmp_path / "copy.ome.zarr", image.levels[0], axes="czyx", levels=2)
+    (copy,) = read_ome_zarr(str(tmp_path / "copy.ome.zarr"))
+    np.testing.assert_array_equal(copy.levels[0].compute(), data)

@@ -15,6 +15,7 @@ from napari_omezarr_x.spec import metadata as md
 from napari_omezarr_x.spec.transforms import placement
 from napari_omezarr_x.storage import journal, parallel
 
+from .blocks import CachedReads
 from .lazy import ChunkSource, to_dask
 from .nodes import Node, NodeReader, access_error, is_missing
 
@@ -68,8 +69,9 @@ class ImageReader(NodeReader):
         axes = ms.axes_for(arrays[0].ndim)
         self._check_levels(where, ms.paths, arrays, len(axes))
         ndim = len(axes)
+        # Reads go through the decoded-chunk cache (plane after plane from deep chunks).
         sources = [
-            ChunkSource(a, self.loc.describe(self.loc.join(path, p)))
+            ChunkSource(CachedReads(a), self.loc.describe(self.loc.join(path, p)))
             for a, p in zip(arrays, ms.paths, strict=True)
         ]
         try:
