@@ -187,3 +187,15 @@ def test_a_save_from_cached_planes_is_exact(deep_store, tmp_path):
     write_image(tmp_path / "copy.ome.zarr", image.levels[0], axes="czyx", levels=2)
     (copy,) = read_ome_zarr(str(tmp_path / "copy.ome.zarr"))
     np.testing.assert_array_equal(copy.levels[0].compute(), data)
+
+
+def test_cached_reads_pickle_for_dask_workers(deep_store) -> None:
+    """Level arrays travel to distributed workers (cluster saves) and still read."""
+    import pickle
+
+    from napari_omezarr_x.read import read_ome_zarr
+
+    path, data = deep_store
+    (image,) = read_ome_zarr(str(path))
+    level = pickle.loads(pickle.dumps(image.levels[0]))
+    np.testing.assert_array_equal(np.asarray(level[1][5]), data[1, 5])

@@ -231,6 +231,9 @@ class CachedReads:
         self._itemsize = np.dtype(array.dtype).itemsize
 
     def __getattr__(self, name: str) -> Any:
+        # Only once built: unpickling looks attributes up before `array` exists.
+        if name.startswith("__") or "array" not in self.__dict__:
+            raise AttributeError(name)
         return getattr(self.array, name)
 
     def __getitem__(self, key: Any) -> Any:

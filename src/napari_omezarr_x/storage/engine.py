@@ -38,7 +38,7 @@ ENGINES = ("zarrs", "zarr-python")
 ZARR_PIPELINE = "zarr.core.codec_pipeline.BatchedCodecPipeline"
 _ZARR_ENV = "ZARR_CODEC_PIPELINE__PATH"
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _applied = False
 # Marks a store object made by `serial_store`.
 _SERIAL = "_napari_omezarr_x_serial_calls"
@@ -115,23 +115,24 @@ def apply() -> None:
     global _applied
     if _applied:
         return
+    # Held throughout, so no thread opens an array before the choice is made.
     with _lock:
         if _applied:
             return
         _applied = True
-    import zarr
+        import zarr
 
-    if os.environ.get(_ZARR_ENV) or zarr.config.get("codec_pipeline.path") != ZARR_PIPELINE:
-        log.debug("zarr's codec pipeline was configured by the user: left as it is")
-        return
-    wanted = os.environ.get(ENV, "").strip().lower() or "zarrs"
-    if wanted not in ENGINES:
-        log.warning("%s=%r is not one of %s: using zarrs", ENV, wanted, ", ".join(ENGINES))
-        wanted = "zarrs"
-    if wanted == "zarrs" and not zarrs_available():
-        log.debug("zarrs is not installed: zarr-python's codec pipeline stays")
-        return
-    set_engine(wanted)
+        if os.environ.get(_ZARR_ENV) or zarr.config.get("codec_pipeline.path") != ZARR_PIPELINE:
+            log.debug("zarr's codec pipeline was configured by the user: left as it is")
+            return
+        wanted = os.environ.get(ENV, "").strip().lower() or "zarrs"
+        if wanted not in ENGINES:
+            log.warning("%s=%r is not one of %s: using zarrs", ENV, wanted, ", ".join(ENGINES))
+            wanted = "zarrs"
+        if wanted == "zarrs" and not zarrs_available():
+            log.debug("zarrs is not installed: zarr-python's codec pipeline stays")
+            return
+        set_engine(wanted)
 
 
 def _native_byte_order(metadata: ArrayMetadata) -> bool:
