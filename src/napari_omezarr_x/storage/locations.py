@@ -321,14 +321,13 @@ def _open_http(url: str) -> Location:
 
 def _open_http_zip(url: str) -> Location:
     """A zipped store served over HTTP, read with range requests (as .ozx intends)."""
-    import fsspec
     import zarr.storage
     from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
+    from .archives import zip_filesystem
+
     try:
-        archive = fsspec.filesystem(
-            "zip", fo=url, target_protocol="http", target_options=_http_options()
-        )
+        archive = zip_filesystem(url, target_protocol="http", target_options=_http_options())
         names = archive.zip.namelist()
     except Exception as exc:  # fsspec/aiohttp/zipfile each raise their own types
         raise StoreAccessError(
@@ -399,15 +398,16 @@ def _open_object(url: str, storage_options: dict[str, Any] | None) -> Location:
 
 def _open_object_zip(url: str, storage_options: dict[str, Any] | None) -> Location:
     """A zipped store in an object store, read with range requests (as .ozx intends)."""
-    import fsspec
     import obstore
     import zarr.storage
     from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
+    from .archives import zip_filesystem
+
     parent, name = url.rsplit("/", 1)
     try:
         reader = obstore.open_reader(object_store(parent, storage_options), name)
-        archive = fsspec.filesystem("zip", fo=_RangeFile(reader))
+        archive = zip_filesystem(_RangeFile(reader))
         names = archive.zip.namelist()
     except StoreAccessError:
         raise

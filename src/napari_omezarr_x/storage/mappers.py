@@ -16,6 +16,7 @@ import fsspec
 
 from napari_omezarr_x.errors import StoreAccessError
 
+from .archives import zip_filesystem
 from .locations import (
     HTTP_SCHEMES,
     LOCAL_SCHEMES,
@@ -99,7 +100,7 @@ def open_mapper(
         if local.suffix.lower() not in ZIP_SUFFIXES:
             raise StoreAccessError(f"{path}: not a folder, a .zip file or an http(s) URL")
         try:
-            zipped = fsspec.filesystem("zip", fo=str(local))
+            zipped = zip_filesystem(str(local))
             names = zipped.ls("", detail=False)
         except Exception as exc:
             raise StoreAccessError(f"{path}: cannot open zip file ({exc})") from exc
