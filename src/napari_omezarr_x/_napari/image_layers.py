@@ -18,6 +18,7 @@ from napari.utils.colormaps import Colormap
 from napari_omezarr_x._napari.layer_parts import (
     MAX_SAMPLE,
     LayerData,
+    channel_levels,
     display_levels,
     display_name,
     fallback_name,
@@ -83,12 +84,10 @@ def _channel_layers(image: Image, c: int) -> list[LayerData]:
     title = display_name(image)
     grey = is_greyscale(image)
     layers = []
-    shown = display_levels(image)
     for i, channel in enumerate(channels):
-        index = (slice(None),) * c + (i,)
         meta = dict(geometry)
         meta["name"] = _channel_name(image, title, channel, i)
-        levels = levels_data([level[index] for level in shown], image, meta["name"])
+        levels = levels_data(channel_levels(image, c, i), image, meta["name"])
         meta["multiscale"] = levels["multiscale"]
         meta.update(_channel_style(channel, i, n, limits[i], grey=grey))
         meta["metadata"] = {"omezarr": omezarr_metadata(image, image.kind, i, channel)}

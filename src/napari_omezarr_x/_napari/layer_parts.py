@@ -190,6 +190,23 @@ def display_levels(image: Image) -> list[da.Array]:
     return list(image.levels)
 
 
+def channel_levels(image: Image, axis: int, index: int) -> list[da.Array]:
+    """The levels of one channel as napari should read them (see `display_levels`).
+
+    Made from the level arrays with the channel fixed (`ChunkSource.take`), so
+    a plane of the channel reaches the store as one read of that plane; a
+    channel sliced out of the whole level's dask view would read whole chunks.
+    Plates (levels without arrays of their own) are sliced.
+    """
+    if len(image.sources) == len(image.levels):
+        return [
+            to_dask(source.take(axis, index), remote=image.remote, display=True)
+            for source in image.sources
+        ]
+    where = (slice(None),) * axis + (index,)
+    return [level[where] for level in display_levels(image)]
+
+
 def levels_data(levels: list[da.Array], image: Image, name: str) -> dict[str, Any]:
     """Layer data: the levels, guarded so that napari draws a failed read blank (guard.py)."""
     remote = _is_remote(image)

@@ -96,14 +96,44 @@ class ChunkSource:
     attempts; for others the block is re-read chunk by chunk to find it).
     """
 
-    def __init__(self, array: Any, where: str) -> None:
+    def __init__(self, array: Any, where: str, taken: tuple[int, int] | None = None) -> None:
         self.array = array
         self.where = where
-        self.shape = tuple(array.shape)
+        self.taken = taken
+        keep = [a for a in range(array.ndim) if taken is None or a != taken[0]]
+        self.shape = tuple(int(array.shape[a]) for a in keep)
+        self.chunks = tuple(int(array.chunks[a]) for a in keep)
+        shards = getattr(array, "shards", None)
+        self.shards = None if shards is None else tuple(int(shards[a]) for a in keep)
         self.dtype = array.dtype
-        self.ndim = array.ndim
+        self.ndim = len(keep)
+
+    def take(self, axis: int, index: int) -> ChunkSource:
+        """The array with `axis` fixed at `index` (one channel), reading the same chunks.
+
+        A dask view made from this reads a plane with one getitem of the store
+        array, where slicing the channel out of the whole array's dask view would
+        read whole chunks: dask fuses only one slice into a read.
+        """
+        if self.taken is not None:
+            raise ValueError("an axis is already fixed")
+        return ChunkSource(self.array, self.where, (axis, index))
+
+    def _full(self, key: Any) -> Any:
+        """`key` of this view as a key of the whole array."""
+        if self.taken is None:
+            return key
+        axis, index = self.taken
+        items = key if isinstance(key, tuple) else (key,)
+        if any(item is Ellipsis for item in items):
+            at = items.index(Ellipsis)
+            fill = (slice(None),) * (self.ndim - len(items) + 1)
+            items = (*items[:at], *fill, *items[at + 1 :])
+        items = (*items, *(slice(None),) * (self.ndim - len(items)))
+        return (*items[:axis], index, *items[axis:])
 
     def __getitem__(self, key: Any) -> Any:
+        key = self._full(key)
         try:
             return self.array[key]
         except Exception as exc:
@@ -121,7 +151,8 @@ class ChunkSource:
 
     def _locate(self, key: Any) -> str | None:
         """The storage key of the first chunk of `key` that fails on its own, if found."""
-        bounds = _bounds(key, self.shape)
+        shape = tuple(self.array.shape)
+        bounds = _bounds(key, shape)
         if bounds is None:
             return None
         grid = tuple(self.array.shards or self.array.chunks)
@@ -134,7 +165,7 @@ class ChunkSource:
                 return None
             piece = tuple(
                 slice(c * g, min((c + 1) * g, s))
-                for c, g, s in zip(coords, grid, self.shape, strict=True)
+                for c, g, s in zip(coords, grid, shape, strict=True)
             )
             try:
                 self.array[piece]
@@ -194,15 +225,15 @@ def to_dask(
 
     if not isinstance(source, ChunkSource):
         source = ChunkSource(source, where)
-    arr = source.array
     budget = REMOTE_BLOCK_BYTES if remote and not display else 0
     whole = WHOLE_BYTES if remote else 0
-    blocks = block_shape(arr.shape, arr.chunks, arr.dtype.itemsize, arr.shards, budget, whole)
+    itemsize = np.dtype(source.dtype).itemsize
+    blocks = block_shape(source.shape, source.chunks, itemsize, source.shards, budget, whole)
     return da.from_array(
         source,
         chunks=blocks,
         name=f"omezarrx-{uuid.uuid4().hex}",
-        meta=np.empty((0,) * arr.ndim, dtype=arr.dtype),
+        meta=np.empty((0,) * source.ndim, dtype=source.dtype),
         inline_array=True,
         asarray=False,
     )
