@@ -61,12 +61,15 @@ class StoreReadCounter:
     measures chunk and metadata reads the same way for each. zarrs's codec pipeline
     reads chunk files itself: its ``read`` is wrapped too, counting the chunk keys it
     is handed and their file sizes (local stores; whole files, so a partial read of a
-    shard counts the shard).
+    shard counts the shard). Our reader reads parts of blosc chunk files itself
+    (`storage.blosc`): each chunk file it opens counts as one read, with the bytes
+    it reads of it; `root` (the store's folder) makes those paths keys.
     """
 
-    def __init__(self, level0_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(self, level0_prefixes: tuple[str, ...] = (), root: str | None = None) -> None:
         # Key prefixes ("0/", "s0/") of full-resolution arrays, relative to the store root.
         self.level0_prefixes = tuple(level0_prefixes)
+        self.root = None if root is None else Path(root).resolve()
         self.lock = threading.Lock()
         self.reset()
         self._saved: list[tuple[type, str, object]] = []
@@ -102,6 +105,7 @@ class StoreReadCounter:
             original = cls.get
             self._saved.append((cls, "get", original))
             cls.get = self._wrap(original)
+        self._wrap_blosc()
         try:
             from zarrs import ZarrsCodecPipeline
         except ImportError:
@@ -134,6 +138,28 @@ class StoreReadCounter:
             return result
 
         return read
+
+    def _wrap_blosc(self) -> None:
+        try:
+            from napari_omezarr_x.storage import blosc
+        except ImportError:
+            return
+        original = blosc._read
+        self._saved.append((blosc, "_read", original))
+        counter = self
+
+        def read(f, start, stop):
+            data = original(f, start, stop)
+            path = Path(f.name).resolve()
+            root = counter.root
+            key = path.relative_to(root).as_posix() if root and path.is_relative_to(root) else ""
+            with counter.lock:
+                counter.bytes_read += len(data)
+            if start == 0:  # the header: the first read of a chunk file
+                counter._count(key, 0)
+            return data
+
+        blosc._read = read
 
     def _wrap(self, original):
         counter = self

@@ -78,7 +78,8 @@ def reader(tool: str, store: str, params: dict) -> dict:
     get_reader(tiny)(tiny)
     first_call_s = time.perf_counter() - start
     stats_url = params.get("stats_url")
-    counter = StoreReadCounter(level0_prefixes(params.get("local_store", store)))
+    local = params.get("local_store", store)
+    counter = StoreReadCounter(level0_prefixes(local), root=local)
     with counter:
         server0 = _server_stats(stats_url)
         wall0 = time.time()
@@ -139,7 +140,7 @@ def viewer(tool: str, store: str, params: dict) -> dict:
     app = QApplication.instance()
     _warm_up(view, tool, Path(params["warmup_dir"]))
     _spin(app, 1.0)
-    counter = StoreReadCounter(level0_prefixes(store))
+    counter = StoreReadCounter(level0_prefixes(store), root=store)
     draws: list[tuple[float, dict]] = []
     inserted: list[float] = []
     scene_canvas = view.window._qt_viewer.canvas._scene_canvas

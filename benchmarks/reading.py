@@ -92,7 +92,7 @@ def reader(tool: str, store: str, params: dict) -> dict:
     tiny = str(tiny_store(Path(params["warmup_dir"])))
     warm, _ = open_levels(tool, tiny)
     np.asarray(warm[-1][...])
-    counter = StoreReadCounter((_levels_of(store)[0] + "/",))
+    counter = StoreReadCounter((_levels_of(store)[0] + "/",), root=store)
     with counter:
         start = time.perf_counter()
         levels, version = open_levels(tool, store)
@@ -148,7 +148,7 @@ def viewer(tool: str, store: str, params: dict) -> dict:
     draws: list[float] = []
     canvas = view.window._qt_viewer.canvas._scene_canvas
     canvas.events.draw.connect(lambda event: draws.append(time.perf_counter()))
-    counter = StoreReadCounter((_levels_of(store)[0] + "/",))
+    counter = StoreReadCounter((_levels_of(store)[0] + "/",), root=store)
     with counter:
         start = time.perf_counter()
         layers = view.open(store, plugin=PLUGINS[tool])

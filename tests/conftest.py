@@ -128,3 +128,15 @@ def dask_client(dask_cluster):
 
     with Client(dask_cluster) as client:
         yield client
+
+
+@pytest.fixture(params=["sync", "async"])
+def slicing(request):
+    """napari's default synchronous slicing, or its async slicing (experimental setting)."""
+    from napari.settings import get_settings
+
+    settings = get_settings()
+    before = settings.experimental.async_
+    settings.experimental.async_ = request.param == "async"
+    yield request.param
+    settings.experimental.async_ = before

@@ -295,7 +295,9 @@ def record_reads(monkeypatch: Any) -> list[str]:
     """Keys of the local store read from now on, whichever codec engine reads them.
 
     zarr-python's pipeline reads through `LocalStore.get`; zarrs reads chunk files
-    itself, so its pipeline's `read` is recorded too (the chunk keys it is handed).
+    itself, so its pipeline's `read` is recorded too (the chunk keys it is handed), and
+    so are the chunk files our reader reads in part (`storage.blosc.read_part`; their
+    paths, which end with the key).
     """
     keys: list[str] = []
     original_get = zarr.storage.LocalStore.get
@@ -305,6 +307,15 @@ def record_reads(monkeypatch: Any) -> list[str]:
         return await original_get(self, key, *args, **kwargs)
 
     monkeypatch.setattr(zarr.storage.LocalStore, "get", get)
+    from napari_omezarr_x.storage import blosc
+
+    original_part = blosc.read_part
+
+    def read_part(path, *args):
+        keys.append(str(path))
+        return original_part(path, *args)
+
+    monkeypatch.setattr(blosc, "read_part", read_part)
     try:
         from napari_omezarr_x.storage.native import GuardedZarrsPipeline
     except ImportError:  # zarrs not installed: every read goes through LocalStore.get

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from napari.settings import get_settings
 from napari.utils.notifications import notification_manager
 
 from http_helpers import remote_options, serve_faults
@@ -49,16 +48,6 @@ def store(tmp_path_factory) -> Path:
     cells[:, 60:90, 70:120] = 2
     add_labels(folder / "img.ome.zarr", cells, "cells", colors={1: (1.0, 0.0, 0.0, 1.0)})
     return folder
-
-
-@pytest.fixture(params=["sync", "async"])
-def slicing(request):
-    """napari's default synchronous slicing, or its async slicing (experimental setting)."""
-    settings = get_settings()
-    before = settings.experimental.async_
-    settings.experimental.async_ = request.param == "async"
-    yield request.param
-    settings.experimental.async_ = before
 
 
 @pytest.fixture

@@ -104,13 +104,17 @@ def test_read_through_serves_planes_of_a_deep_chunk_from_one_read(monkeypatch) -
 
 @pytest.fixture
 def deep_store(tmp_path, monkeypatch):
-    """A 2-channel image in (1, 8, 16, 16) chunks (deep in z), read with a fresh cache."""
+    """A 2-channel image in (1, 8, 16, 16) chunks (deep in z), read with a fresh cache.
+
+    Stored uncompressed: planes of blosc chunks are read in part instead
+    (test_partial_reads.py); the cache serves every other codec.
+    """
     from napari_omezarr_x.write import write_image
 
     monkeypatch.setattr(blocks, "CACHE", BlockCache(budget=64 << 20))
     data = np.random.default_rng(3).integers(0, 4000, (2, 16, 32, 32)).astype("uint16")
     path = tmp_path / "deep.ome.zarr"
-    write_image(path, data, axes="czyx", chunks=(1, 8, 16, 16), levels=1)
+    write_image(path, data, axes="czyx", chunks=(1, 8, 16, 16), levels=1, compression=None)
     return path, data
 
 

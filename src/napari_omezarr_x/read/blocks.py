@@ -2,7 +2,9 @@
 
 A plane read from chunks deeper than one plane, (1, 64, 256, 256) say, decodes
 64 planes to keep one: stepping through z re-decodes the same chunks at every
-step. Two kinds of reads are kept here:
+step. Blosc chunks in local files are read in part instead (`partial`, which
+sits in front of this cache); the reads that reach here (other codecs, sharded
+arrays, zip files, remote stores) are kept in two cases:
 
 - a read that covers only part of its chunks: the chunk-aligned region around
   it is read instead (zarr decodes whole chunks anyway, so this costs the same)
@@ -198,7 +200,9 @@ def read_through(
     return out.squeeze(axis=squeeze) if squeeze else out
 
 
-def _bounds(key: Any, shape: Sequence[int]) -> tuple[list[tuple[int, int]], tuple[int, ...]] | None:
+def basic_bounds(
+    key: Any, shape: Sequence[int]
+) -> tuple[list[tuple[int, int]], tuple[int, ...]] | None:
     """(start, stop) per axis and the integer-indexed axes of a basic key, else None."""
     items = key if isinstance(key, tuple) else (key,)
     if len(items) > len(shape) or any(item is Ellipsis for item in items):
@@ -237,7 +241,7 @@ class CachedReads:
         return getattr(self.array, name)
 
     def __getitem__(self, key: Any) -> Any:
-        parsed = _bounds(key, self.array.shape)
+        parsed = basic_bounds(key, self.array.shape)
         if parsed is not None and CACHE.budget:
             bounds, dropped = parsed
             out = read_through(

@@ -18,6 +18,7 @@ from napari_omezarr_x.storage import journal, parallel
 from .blocks import CachedReads
 from .lazy import ChunkSource, to_dask
 from .nodes import Node, NodeReader, access_error, is_missing
+from .partial import PartialReads
 
 
 def integer_levels(image: Image) -> bool:
@@ -69,9 +70,10 @@ class ImageReader(NodeReader):
         axes = ms.axes_for(arrays[0].ndim)
         self._check_levels(where, ms.paths, arrays, len(axes))
         ndim = len(axes)
-        # Reads go through the decoded-chunk cache (plane after plane from deep chunks).
+        # Planes of deep blosc chunks in local files decode only their blosc blocks;
+        # other reads go through the decoded-chunk cache (plane after plane from deep chunks).
         sources = [
-            ChunkSource(CachedReads(a), self.loc.describe(self.loc.join(path, p)))
+            ChunkSource(PartialReads(CachedReads(a)), self.loc.describe(self.loc.join(path, p)))
             for a, p in zip(arrays, ms.paths, strict=True)
         ]
         try:

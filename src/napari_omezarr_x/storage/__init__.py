@@ -8,8 +8,9 @@ store wrapper applying them, imported on use as it needs zarr), raw key views
 for the validator, JSON documents of local folders and object stores, crash-safe
 replacement of folders and files, crash-safe updates of many files of one folder
 (`journal`, used to save label edits), concurrent I/O calls, batches of small
-documents read at once, and the engine that encodes and decodes chunks (zarrs's
-native codec pipeline where it can, else zarr's own). Everything above (`spec`,
+documents read at once, the engine that encodes and decodes chunks (zarrs's
+native codec pipeline where it can, else zarr's own), and part of a blosc chunk
+file read and decoded without the rest (`blosc`, imported on use). Everything above (`spec`,
 `read`, `write`, the applications and `_napari`) reaches files and URLs only
 through here. Imports nothing of this package but `errors`.
 """
