@@ -188,6 +188,16 @@ def test_other_layouts_are_left_to_zarr(tmp_path, partial_reads) -> None:
     assert partial_reads == []
 
 
+def test_without_blosc_getitem_every_read_is_zarrs(tmp_path, monkeypatch, partial_reads) -> None:
+    """Where numcodecs' c-blosc does not export blosc_getitem, chunks are read whole."""
+    data = _data("uint16")
+    array = _write(tmp_path / "a.zarr", data, 3, CODECS[0])
+    monkeypatch.setattr(blosc, "_getitem", lambda: None)
+    assert not blosc.available()
+    np.testing.assert_array_equal(PartialReads(array)[1, 9], data[1, 9])
+    assert partial_reads == []
+
+
 def _plane_chunk(path: Path, zarr_format: int) -> Path:
     """The chunk file holding plane (1, 9) and rows 0-15, columns 0-19."""
     return path / ("1.1.0.0" if zarr_format == 2 else "c/1/1/0/0")
