@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ import dask.array as da
 import numpy as np
 import ome_zarr_models
 import pytest
+import zarr
 
 from napari_omezarr_x.errors import ReadOnlyStoreError, StoreAccessError, StoreExistsError
 from napari_omezarr_x.model import Channel
@@ -579,3 +581,44 @@ def test_our_output_passes_strict_validation(tmp_path, version):
     assert _attrs(store / "labels" / "empty")["image-label"]["colors"] == [
         {"label-value": 0, "rgba": [0, 0, 0, 0]}
     ]
+
+
+_HEAPS = (
+    "import ctypes, os, re, sys, tempfile\n"
+    "import numpy as np, dask.array as da\n"
+    "from napari_omezarr_x import write\n"
+    "write.write_image(sys.argv[1], da.ones((2, 64, 256, 256), 'uint16', chunks=(1, 16, 256, 256)),"
+    " chunks=(1, 16, 128, 128))\n"
+    "libc = ctypes.CDLL('libc.so.6')\n"
+    "libc.fdopen.restype = ctypes.c_void_p\n"
+    "with tempfile.TemporaryFile() as f:\n"
+    "    fp = ctypes.c_void_p(libc.fdopen(os.dup(f.fileno()), b'w'))\n"
+    "    libc.malloc_info(0, fp)\n"
+    "    libc.fclose(fp)\n"
+    "    f.seek(0)\n"
+    "    print(len(re.findall(rb'<heap nr=', f.read())))\n"
+)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc arenas are glibc's")
+@pytest.mark.parametrize("arena_max", [None, "4"])
+def test_a_save_allocates_from_one_malloc_arena(tmp_path, arena_max) -> None:
+    """The writer's threads (dask's, zarr's) share glibc's main arena, unless the user
+    chose MALLOC_ARENA_MAX: then their arenas are glibc's as the user configured."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    if arena_max is not None:
+        env["MALLOC_ARENA_MAX"] = arena_max
+    out = subprocess.run(
+        [sys.executable, "-c", _HEAPS, str(tmp_path / "image.ome.zarr")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
+    heaps = int(out[-1])
+    assert zarr.open_array(tmp_path / "image.ome.zarr" / "0").shape == (2, 64, 256, 256)
+    if arena_max is None:
+        assert heaps == 1
+    else:
+        assert 1 < heaps <= int(arena_max)

@@ -159,7 +159,8 @@ def _block_mean(block: np.ndarray, axes: Sequence[int]) -> np.ndarray:
             wide = np.int64 if dtype.itemsize >= 4 or dtype.kind == "i" else np.uint32
             total = _pair_sum(block, axes, wide)
             total += count // 2
-            total //= count
+            # count is a power of two: the shift is the floor division, several times faster.
+            total >>= len(axes)
             return total.astype(dtype)
         # 64-bit integers cannot be widened: sum quotients and remainders
         # separately, which is exact and cannot overflow.
