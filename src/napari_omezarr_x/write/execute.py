@@ -1,8 +1,10 @@
 """Running the writes of plans: one dask pass over every level of every image.
 
 Every input block is read once and every level of it is written while it is in
-memory; label blocks that are all background are left out; freed memory goes
-back to the OS as the save runs; progress is reported as tasks finish.
+memory; label blocks that are all background are left out; the save's threads
+share one malloc arena, so freed blocks are reused by all of them, and memory
+above a cap goes back to the OS as the save runs; progress is reported as tasks
+finish.
 
 On a dask.distributed cluster (an active Client, or `scheduler=` a Client or a
 scheduler address) the pass runs there instead. The local scheduler's callbacks
