@@ -19,13 +19,12 @@
   overlay of edited chunks) and `label_image` (the label image on disk).
 
 May import `storage`, `spec`, `read`, `model` and `errors`; never napari.
-Importing it makes threads started later share glibc's malloc arena
+A local save makes threads started from then on share glibc's malloc arena
 (`execute.share_malloc_arena`), which keeps a save's memory flat.
 """
 
 from __future__ import annotations
 
-from .execute import share_malloc_arena
 from .labels_update import EditableLabels, SaveReport, open_labels, update_labels
 from .plates import FieldSpec, WellSpec, write_plate
 from .stores import (
@@ -37,8 +36,6 @@ from .stores import (
     write_labels,
     write_store,
 )
-
-share_malloc_arena()
 
 __all__ = [
     "EditableLabels",

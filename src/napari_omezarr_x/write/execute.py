@@ -67,7 +67,6 @@ def store_plans(
         if client is not None:
             found = _compute_on_cluster(client, write, wanted, progress)
         else:
-            share_malloc_arena()
             with _ProgressCallback(progress), _trim_callback():
                 _, found = dask.compute(write, wanted)
     return [np.unique(np.concatenate(v)) if v else None for v in found]
@@ -244,12 +243,13 @@ def share_malloc_arena() -> bool:
 
     glibc takes the limit only while it has not fixed one yet (fewer than 9
     arenas made and no earlier limit), and then for the whole process. Threads
-    that already have an arena keep it, so the limit is set as early as the
-    writer is used (on importing `write`, and again as a save starts); where it
-    came too late (zarr's threads started by reading before), `_trim_callback`
-    still bounds memory. Returns whether glibc accepted it; False where glibc
-    is absent or the user set `MALLOC_ARENA_MAX` (glibc read it at start, and
-    it stays the user's choice).
+    that already have an arena keep it. `targets.write_plans` sets the limit as
+    a save to a folder starts, before it creates arrays (not on import: a process
+    that only reads keeps glibc's default); where zarr's or dask's threads
+    started earlier (by reading), `_trim_callback` still bounds memory.
+
+    Returns whether glibc accepted it; False where glibc is absent or the user
+    set `MALLOC_ARENA_MAX` (glibc read it at start, and it stays the user's choice).
     """
     if "MALLOC_ARENA_MAX" in os.environ:
         return False

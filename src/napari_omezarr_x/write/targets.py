@@ -68,7 +68,7 @@ from napari_omezarr_x.storage import (
     zarr_object_store,
 )
 
-from .execute import store_plans
+from .execute import share_malloc_arena, store_plans
 from .plan import Plan, Progress, array_kwargs, create_arrays
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ def write_plans(
         # The spec recommends a name for every multiscale (`validate --strict` needs it).
         plan.name = plan.name or _default_name(target.text, plan.rel)
     if target.folder is not None:
+        share_malloc_arena()
         _write_folder(target.folder, plans, progress, overwrite, scheduler, groups)
     else:
         _write_objects(target, plans, progress, overwrite, scheduler, groups)
