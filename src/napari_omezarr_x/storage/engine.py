@@ -181,7 +181,7 @@ def _zarrs_pipeline(metadata: ArrayMetadata, store: Store) -> CodecPipeline:
     else:
         impl = get_codec_pipeline_impl(metadata, store, strict=True)
     if impl is None:
-        raise NotImplementedError("zarrs declined the array")
+        raise ValueError("zarrs declined the array's codecs or store")
     # zarr-python's pipeline stays inside for the selections zarrs cannot index
     # and for writes to read-only stores.
     fallback = BatchedCodecPipeline.from_codecs(_codecs(metadata))
