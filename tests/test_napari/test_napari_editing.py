@@ -299,6 +299,42 @@ def test_closing_the_window_asks_about_unsaved_edits(make_napari_viewer, qtbot, 
     viewer.close()  # scripts and tests close without a dialog
 
 
+@pytest.mark.parametrize("answer", ["Cancel", "Save", "Discard"])
+def test_removing_a_layer_with_unsaved_edits_asks(
+    make_napari_viewer, qtbot, store, monkeypatch, answer
+):
+    path, cells = store
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(path), plugin=PLUGIN)
+    layer = pick_tool(qtbot, viewer, "cells")
+    layer.paint((0, 20, 20), 31)
+    asked = []
+
+    def ask(title: str, text: str):
+        asked.append(text)
+        return getattr(close_guard.QMessageBox.StandardButton, answer)
+
+    monkeypatch.setattr(close_guard, "ask", ask)
+    viewer.layers.remove(layer)  # as the layer list's delete button does
+    qtbot.waitUntil(lambda: bool(asked))
+    assert "cells was removed with unsaved edits" in asked[0]
+    stored = levels(path / "labels" / "cells")[0]
+    if answer == "Cancel":
+        qtbot.waitUntil(lambda: layer in viewer.layers)
+        assert editing.edits_of(layer).has_edits
+        assert np.asarray(layer.data)[0, 20, 20] == 31
+        assert stored[0, 20, 20] == cells[0, 20, 20]
+        monkeypatch.setattr(
+            close_guard, "ask", lambda *a: close_guard.QMessageBox.StandardButton.Discard
+        )
+        viewer.layers.remove(layer)
+        qtbot.waitUntil(lambda: not editing.edits_of(layer).has_edits)
+    else:
+        qtbot.wait(50)
+        assert layer not in viewer.layers
+        assert stored[0, 20, 20] == (31 if answer == "Save" else cells[0, 20, 20])
+
+
 def test_3d_switches_big_volumes_back_to_the_overview(
     make_napari_viewer, qtbot, store, monkeypatch
 ):

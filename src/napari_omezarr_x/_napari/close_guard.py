@@ -50,7 +50,7 @@ class CloseGuard(QObject):
         if event.type() != QEvent.Type.Close:
             return False
         viewer = self._viewer()
-        if viewer is None or not _closed_by_user(viewer):
+        if viewer is None or not shown_by_user(viewer):
             return False
         if self._confirm(viewer):
             return False
@@ -68,7 +68,8 @@ def ask(title: str, text: str) -> Any:
     return QMessageBox.question(None, title, text, buttons, QMessageBox.StandardButton.Save)
 
 
-def _closed_by_user(viewer: napari.Viewer) -> bool:
-    """napari's own `Window.close()` hides the canvas first; the user's closes do not."""
+def shown_by_user(viewer: napari.Viewer) -> bool:
+    """Whether the viewer's canvas is on screen: napari's own `Window.close()` hides it
+    first, the user's closes and removals happen while it is shown."""
     qt_viewer = getattr(viewer.window, "_qt_viewer", None)
     return qt_viewer is None or qt_viewer.isVisible()

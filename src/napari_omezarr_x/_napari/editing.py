@@ -223,6 +223,8 @@ def stop_editing(viewer: napari.Viewer, layer: Labels, *, discard: bool = False)
             f"{base_name(layer)}: {labels.edited_count} edited chunk(s) are not saved: "
             "save them (Ctrl+Shift+S) or discard them first"
         )
+    if discard:
+        labels.discard()  # before the layer leaves the list: nothing to ask about then
     levels = _fresh_levels(labels)
     layer.mode = "pan_zoom"
     if len(levels) > 1:
@@ -401,7 +403,17 @@ def guard_viewer(viewer: napari.Viewer) -> None:
         if vwr is not None and vwr.dims.ndisplay == 3:
             _leave_big_volumes(vwr)
 
+    def on_removed(event: Any) -> None:
+        layer, vwr = event.value, viewer_ref()
+        labels = edits_of(layer)
+        # While napari closes the window (the canvas hidden first), layers leave unasked.
+        if vwr is None or labels is None or not labels.has_edits:
+            return
+        if close_guard.shown_by_user(vwr):
+            _later(lambda: confirm_removal(vwr, layer, event.index))
+
     viewer.dims.events.ndisplay.connect(on_ndisplay, position="first")
+    viewer.layers.events.removed.connect(on_removed)
     window = getattr(viewer, "window", None)
     qt_window = getattr(window, "_qt_window", None)
     if qt_window is not None:
@@ -434,6 +446,40 @@ def confirm_close(viewer: napari.Viewer) -> bool:
             show_warning(f"{base_name(layer)} not saved, window kept open: {exc}")
             return False
     return True
+
+
+def confirm_removal(viewer: napari.Viewer, layer: Labels, index: int) -> None:
+    """A labels layer left the viewer with unsaved edits: save them, drop them, or put it back.
+
+    napari cannot refuse a removal, so Cancel (and a save that fails) puts the
+    layer back where it was, edits and all. Removals while the window is closing
+    or hidden (scripts, `viewer.close()`) are not asked about, as for closing.
+    """
+    labels = edits_of(layer)
+    if labels is None or not labels.has_edits or layer in viewer.layers:
+        return
+    window = getattr(viewer.window, "_qt_window", None)
+    if window is None or not window.isVisible() or not close_guard.shown_by_user(viewer):
+        return
+    name = base_name(layer)
+    answer = close_guard.ask(
+        "Unsaved label edits",
+        f"{name} was removed with unsaved edits.\n"
+        "Save them into the OME-Zarr? (Cancel puts the layer back.)",
+    )
+    if answer == close_guard.QMessageBox.StandardButton.Discard:
+        labels.close()
+        return
+    if answer == close_guard.QMessageBox.StandardButton.Save:
+        try:
+            report = save_layer(layer)
+        except (OmeZarrXError, OSError) as exc:
+            show_warning(f"{name} not saved, layer put back with its edits: {exc}")
+        else:
+            show_info(describe(report, name))
+            labels.close()
+            return
+    viewer.layers.insert(min(index, len(viewer.layers)), layer)
 
 
 def _leave_big_volumes(viewer: napari.Viewer) -> None:
