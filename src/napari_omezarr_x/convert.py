@@ -146,8 +146,8 @@ def _plate_of(path: StoreLike, storage_options: dict[str, Any] | None) -> Plate 
 def _convert_plate(plate: Plate, output: StoreLike, **options: Any) -> str:
     """Copy a plate field by field; fields that cannot be read are reported and left out."""
     from .read import read_plate_fields
-    from .write import FieldSpec, LabelsSpec, WellSpec, write_plate
-    from .write.plates import complete_acquisitions
+    from .write import FieldSpec, LabelsSpec, WellSpec
+    from .write.plates import write_plate_like
 
     wells = []
     levels = options.pop("levels")
@@ -188,16 +188,7 @@ def _convert_plate(plate: Plate, output: StoreLike, **options: Any) -> str:
             wells.append(WellSpec(plate.rows[well.row], plate.columns[well.column], fields))
     if not wells:
         raise MetadataError(f"{plate.store}: no field of the plate can be read")
-    return write_plate(
-        output,
-        wells,
-        rows=plate.rows,
-        columns=plate.columns,
-        name=plate.name,
-        acquisitions=complete_acquisitions(plate.acquisitions, wells),
-        levels=levels,
-        **options,
-    )
+    return write_plate_like(plate, output, wells, levels=levels, **options)
 
 
 def _source_of(image: Any) -> Source:

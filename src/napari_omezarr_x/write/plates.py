@@ -348,6 +348,23 @@ def write_plate_layers(
     wells = mosaic_wells(plate, layers)
     if not wells:
         raise ValueError(f"{path}: the plate layers hold no field to save")
+    return write_plate_like(
+        plate,
+        path,
+        wells,
+        version=version,
+        levels=max(len(layer.data) if is_multiscale(layer.data) else 1 for layer in layers),
+        progress=progress,
+        overwrite=overwrite,
+        **options,
+    )
+
+
+def write_plate_like(
+    plate: Plate, path: StoreLike, wells: Sequence[WellSpec], **options: Any
+) -> str:
+    """Write `wells` as a plate with the rows, columns, name and acquisitions of `plate`
+    (every acquisition a field names included); `options` go to `write_plate`."""
     return write_plate(
         path,
         wells,
@@ -355,10 +372,6 @@ def write_plate_layers(
         columns=plate.columns,
         name=plate.name,
         acquisitions=complete_acquisitions(plate.acquisitions, wells),
-        version=version,
-        levels=max(len(layer.data) if is_multiscale(layer.data) else 1 for layer in layers),
-        progress=progress,
-        overwrite=overwrite,
         **options,
     )
 
