@@ -87,6 +87,27 @@ def test_block_mean_is_exact_rounded_and_never_overflows(dtype):
     np.testing.assert_array_equal(out, _reference_mean(x, (2, 2, 2)))
 
 
+@pytest.mark.parametrize(
+    ("shape", "step"),
+    [
+        ((9, 6, 10), (2, 2, 2)),  # slabs along a halved axis of odd length
+        ((5, 8, 10), (1, 2, 2)),  # along an axis that is not halved
+        ((2, 7, 12), (1, 2, 2)),  # an outer axis of length 2 is passed over
+        ((1, 64, 8, 8), (1, 2, 2, 2)),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["uint16", "int32", "uint64", "float32"])
+def test_block_mean_in_slabs_equals_the_whole_block_mean(monkeypatch, shape, step, dtype):
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 1000, shape).astype(dtype)
+    whole = pyramid.downsample_block(x, step, "mean")
+    monkeypatch.setattr(pyramid, "SLAB_BYTES", 4 * x.itemsize * x.shape[-1])
+    slabs = pyramid.downsample_block(x, step, "mean")
+    assert slabs.dtype == x.dtype
+    np.testing.assert_array_equal(slabs, whole)
+    np.testing.assert_array_equal(slabs, _reference_mean(x, step))
+
+
 def test_mean_rounds_halves_up():
     x = np.array([[1, 2], [1, 2]], dtype=np.uint8)
     assert pyramid.downsample_block(x, (2, 2), "mean")[0, 0] == 2
