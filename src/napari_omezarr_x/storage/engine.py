@@ -12,7 +12,9 @@ without a warning either way.
 The switch: the environment variable `NAPARI_OMEZARR_X_ENGINE` (`zarrs` or
 `zarr-python`) or `set_engine(...)` at run time. Someone who configured zarr's
 pipeline themselves (`zarr.config` or `ZARR_CODEC_PIPELINE__PATH`) keeps it: only
-an explicit `set_engine` call replaces it.
+an explicit `set_engine` call replaces it. The same choice says whether saves may
+write whole chunks of new local arrays themselves (`direct_writes`, `chunk_files`):
+not with zarr-python's pipeline chosen or the user's own.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ _ZARR_ENV = "ZARR_CODEC_PIPELINE__PATH"
 
 _lock = threading.RLock()
 _applied = False
+# Whether savers may write whole chunks of new local arrays themselves (chunk_files).
+_direct = True
 # Marks a store object made by `serial_store`.
 _SERIAL = "_napari_omezarr_x_serial_calls"
 
@@ -89,7 +93,7 @@ def set_engine(name: str) -> str:
     Arrays already open keep the pipeline they were opened with. Asking for
     `zarrs` where it is not installed raises ImportError.
     """
-    global _applied
+    global _applied, _direct
     if name not in ENGINES:
         raise ValueError(f"unknown engine {name!r}: use one of {', '.join(ENGINES)}")
     if name == "zarrs" and not zarrs_available():
@@ -103,7 +107,16 @@ def set_engine(name: str) -> str:
             {"codec_pipeline.path": _pipeline_path() if name == "zarrs" else ZARR_PIPELINE}
         )
         _applied = True
+        _direct = name == "zarrs"
     return name
+
+
+def direct_writes() -> bool:
+    """Whether a save may encode and write whole chunks of new local arrays itself
+    (`chunk_files`): yes unless zarr-python's pipeline was chosen or the user
+    configured zarr's pipeline."""
+    apply()
+    return _direct
 
 
 def apply() -> None:
@@ -112,7 +125,7 @@ def apply() -> None:
     Called by everything in this package that opens or creates a store. An
     unknown value of `NAPARI_OMEZARR_X_ENGINE` is logged and the default kept.
     """
-    global _applied
+    global _applied, _direct
     if _applied:
         return
     # Held throughout, so no thread opens an array before the choice is made.
@@ -124,6 +137,7 @@ def apply() -> None:
 
         if os.environ.get(_ZARR_ENV) or zarr.config.get("codec_pipeline.path") != ZARR_PIPELINE:
             log.debug("zarr's codec pipeline was configured by the user: left as it is")
+            _direct = False
             return
         wanted = os.environ.get(ENV, "").strip().lower() or "zarrs"
         if wanted not in ENGINES:
