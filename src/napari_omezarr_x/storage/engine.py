@@ -239,7 +239,10 @@ class EnginePipeline:
     ) -> CodecPipeline:
         """zarrs's pipeline if it takes this array and store; NotImplementedError tells
         zarr to build its own from the codecs instead."""
-        if _native_byte_order(array_metadata) and _native_store(store):
+        # zarrs 0.2.3 failed reads of Fortran-ordered zarr v2 arrays ("input array must be a
+        # C contiguous array"): those keep zarr-python's pipeline.
+        c_order = getattr(array_metadata, "order", "C") == "C"
+        if c_order and _native_byte_order(array_metadata) and _native_store(store):
             try:
                 return _zarrs_pipeline(array_metadata, store)
             except Exception as exc:  # zarrs raises its own types for what it lacks
