@@ -61,9 +61,9 @@ class StoreReadCounter:
     measures chunk and metadata reads the same way for each. zarrs's codec pipeline
     reads chunk files itself: its ``read`` is wrapped too, counting the chunk keys it
     is handed and their file sizes (local stores; whole files, so a partial read of a
-    shard counts the shard). Our reader reads parts of blosc chunk files itself
-    (`storage.blosc`): each chunk file it opens counts as one read, with the bytes
-    it reads of it; `root` (the store's folder) makes those paths keys.
+    shard counts the shard). Our reader reads blosc chunk files itself, in part or
+    whole (`storage.blosc`): each chunk file it opens counts as one read, with the
+    bytes it reads of it; `root` (the store's folder) makes those paths keys.
     """
 
     def __init__(self, level0_prefixes: tuple[str, ...] = (), root: str | None = None) -> None:

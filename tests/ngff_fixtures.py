@@ -296,8 +296,8 @@ def record_reads(monkeypatch: Any) -> list[str]:
 
     zarr-python's pipeline reads through `LocalStore.get`; zarrs reads chunk files
     itself, so its pipeline's `read` is recorded too (the chunk keys it is handed), and
-    so are the chunk files our reader reads in part (`storage.blosc.read_part`; their
-    paths, which end with the key).
+    so are the chunk files our reader reads in part or whole (`storage.blosc.read_part`,
+    `read_whole`; their paths, which end with the key).
     """
     keys: list[str] = []
     original_get = zarr.storage.LocalStore.get
@@ -316,6 +316,13 @@ def record_reads(monkeypatch: Any) -> list[str]:
         return original_part(path, *args)
 
     monkeypatch.setattr(blosc, "read_part", read_part)
+    original_whole = blosc.read_whole
+
+    def read_whole(path, *args):
+        keys.append(str(path))
+        return original_whole(path, *args)
+
+    monkeypatch.setattr(blosc, "read_whole", read_whole)
     try:
         from napari_omezarr_x.storage.native import GuardedZarrsPipeline
     except ImportError:  # zarrs not installed: every read goes through LocalStore.get

@@ -1,4 +1,5 @@
-"""Small reads of blosc chunks decode only the blocks holding them: always zarr's pixels.
+"""Small reads of blosc chunks decode only the blocks holding them, and reads of one whole
+chunk decode its file without zarr: always zarr's pixels.
 
 Every read is compared with zarr reading the same array: written stores (zarr v2
 and v3, several dtypes, blosc compressors, shuffles and block sizes, chunk grids
@@ -17,7 +18,7 @@ import pytest
 import zarr
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, TransposeCodec, ZstdCodec
 
-from napari_omezarr_x.read.partial import PartialReads
+from napari_omezarr_x.read.partial import PartialReads, WholeChunkReads
 from napari_omezarr_x.storage import blosc
 
 SHAPE = (2, 21, 37, 45)
@@ -33,6 +34,33 @@ CODECS = [
     ("complex64", "lz4hc", "shuffle", 2048),
 ]
 _SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+
+
+@pytest.fixture
+def whole_reads(monkeypatch) -> list[str]:
+    """Paths of the chunk files decoded whole without zarr from now on."""
+    paths: list[str] = []
+    original = blosc.read_whole
+
+    def read_whole(path, out):
+        paths.append(str(path))
+        return original(path, out)
+
+    monkeypatch.setattr(blosc, "read_whole", read_whole)
+    return paths
+
+
+def _chunk_keys(shape: tuple[int, ...], chunks: tuple[int, ...]) -> list[tuple]:
+    """The region of every chunk, cut at the array's end (as dask blocks of one chunk ask
+    for it), with an integer index where the chunk is one item deep."""
+    keys = []
+    for corner in np.ndindex(*[-(-n // c) for n, c in zip(shape, chunks, strict=True)]):
+        key = tuple(
+            i * c if c == 1 else slice(i * c, min((i + 1) * c, n))
+            for i, c, n in zip(corner, chunks, shape, strict=True)
+        )
+        keys.append(key)
+    return keys
 
 
 @pytest.fixture
@@ -129,6 +157,49 @@ def test_reads_are_zarrs_pixels(tmp_path, zarr_format, codec, partial_reads) -> 
     np.testing.assert_array_equal(reads[...], data)
     np.testing.assert_array_equal(reads[0, 0:8], data[0, 0:8])
     assert len(partial_reads) == before
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("codec", CODECS, ids=[f"{c[0]}-{c[1]}-{c[2]}-{c[3]}" for c in CODECS])
+def test_whole_chunk_reads_are_zarrs_pixels(tmp_path, zarr_format, codec, whole_reads) -> None:
+    data = _data(codec[0])
+    array = _write(tmp_path / "a.zarr", data, zarr_format, codec)
+    reads = WholeChunkReads(array)
+    keys = _chunk_keys(SHAPE, CHUNKS)
+    for key in keys:
+        got = reads[key]
+        expected = array[key]
+        assert got.shape == expected.shape, key
+        assert got.dtype == expected.dtype, key
+        np.testing.assert_array_equal(got, expected, err_msg=str(key))
+    assert len(whole_reads) == len(keys)
+    # Anything but one whole chunk is zarr's own.
+    for key in [(0, slice(0, 8), slice(0, 16), slice(0, 19)), (slice(0, 2), 3), (1, 9)]:
+        np.testing.assert_array_equal(reads[key], data[key], err_msg=str(key))
+    np.testing.assert_array_equal(reads[...], data)
+    assert len(whole_reads) == len(keys)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_missing_whole_chunks_get_the_fill_value(tmp_path, zarr_format, whole_reads) -> None:
+    data = _data("uint16")
+    data[1, 8:16] = 5
+    array = _write(tmp_path / "a.zarr", data, zarr_format, CODECS[0], fill_value=5)
+    stored = {p.relative_to(tmp_path / "a.zarr") for p in (tmp_path / "a.zarr").rglob("*")}
+    reads = WholeChunkReads(array)
+    for key in _chunk_keys(SHAPE, CHUNKS):
+        np.testing.assert_array_equal(reads[key], data[key], err_msg=str(key))
+    assert len(whole_reads) == len(_chunk_keys(SHAPE, CHUNKS))
+    assert stored  # zarr left the chunks of only 5 out; they were read as the fill value
+
+
+def test_whole_chunks_of_other_layouts_are_left_to_zarr(tmp_path, whole_reads) -> None:
+    data = _data("uint16")
+    for name, array in _layouts(tmp_path, data).items():
+        reads = WholeChunkReads(array)
+        for key in _chunk_keys(SHAPE, CHUNKS)[::5]:
+            np.testing.assert_array_equal(reads[key], data[key], err_msg=f"{name} {key}")
+    assert whole_reads == []
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
@@ -248,6 +319,26 @@ def test_a_broken_chunk_never_gives_other_pixels_than_zarr(tmp_path, zarr_format
             np.testing.assert_array_equal(PartialReads(array)[key], expected, err_msg=str(key))
 
 
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_broken_whole_chunk_fails_as_zarr_fails(tmp_path, zarr_format, damage) -> None:
+    """A damaged chunk read whole gives zarr's pixels where zarr gives any, and zarr's
+    error where zarr fails: it is handed to zarr whenever blosc or the checks object."""
+    data = _data("uint16")
+    path = tmp_path / "broken.zarr"
+    array = _write(path, data, zarr_format, ("uint16", "zstd", "shuffle", 4096))
+    chunk = _plane_chunk(path, zarr_format)
+    chunk.write_bytes(DAMAGE[damage](chunk.read_bytes()))
+    key = (1, slice(8, 16), slice(0, 16), slice(0, 20))
+    try:
+        expected = array[key]
+    except Exception as exc:  # whatever zarr raises
+        with pytest.raises(type(exc)):
+            WholeChunkReads(array)[key]
+    else:
+        np.testing.assert_array_equal(WholeChunkReads(array)[key], expected)
+
+
 def test_a_chunk_file_that_cannot_be_opened_reads_as_zarr_reads_it(tmp_path) -> None:
     """A folder where a chunk file should be: the partial reader cannot open it and
     leaves it to zarr (which takes it for a missing chunk: the fill value)."""
@@ -260,6 +351,14 @@ def test_a_chunk_file_that_cannot_be_opened_reads_as_zarr_reads_it(tmp_path) -> 
     expected = array[1, 9]
     assert (expected[:16, :20] == 3).all()
     np.testing.assert_array_equal(PartialReads(array)[1, 9], expected)
+    whole = (1, slice(8, 16), slice(0, 16), slice(0, 20))
+    try:
+        expected = array[whole]
+    except Exception as exc:  # zarrs cannot size a folder read whole; zarr-python fills it
+        with pytest.raises(type(exc)):
+            WholeChunkReads(array)[whole]
+    else:
+        np.testing.assert_array_equal(WholeChunkReads(array)[whole], expected)
 
 
 def _corpus_arrays(corpus: Path) -> list[Path]:
@@ -271,7 +370,7 @@ def _corpus_arrays(corpus: Path) -> list[Path]:
     return found
 
 
-def test_every_corpus_array_reads_as_zarr_does(corpus_dir, partial_reads) -> None:
+def test_every_corpus_array_reads_as_zarr_does(corpus_dir, partial_reads, whole_reads) -> None:
     arrays = _corpus_arrays(corpus_dir)
     assert len(arrays) > 50
     partial = 0
@@ -281,6 +380,9 @@ def test_every_corpus_array_reads_as_zarr_does(corpus_dir, partial_reads) -> Non
             continue
         reads = PartialReads(array)
         partial += reads._folder is not None
+        whole = WholeChunkReads(array)
+        for k in _chunk_keys(array.shape, array.chunks)[:: max(1, array.nchunks // 6)]:
+            np.testing.assert_array_equal(whole[k], array[k], err_msg=f"{folder} {k}")
         lead = array.shape[:-2]
         keys = {tuple(n - 1 if n > 1 else 0 for n in lead), tuple(n // 2 for n in lead)}
         keys.add(tuple(0 for _ in lead))
@@ -290,3 +392,4 @@ def test_every_corpus_array_reads_as_zarr_does(corpus_dir, partial_reads) -> Non
                 np.testing.assert_array_equal(reads[k], array[k], err_msg=f"{folder} {k}")
     assert partial > 10
     assert partial_reads
+    assert whole_reads

@@ -18,7 +18,7 @@ from napari_omezarr_x.storage import journal, parallel
 from .blocks import CachedReads
 from .lazy import ChunkSource, to_dask
 from .nodes import Node, NodeReader, access_error, is_missing
-from .partial import PartialReads
+from .partial import PartialReads, WholeChunkReads
 
 
 def integer_levels(image: Image) -> bool:
@@ -71,9 +71,13 @@ class ImageReader(NodeReader):
         self._check_levels(where, ms.paths, arrays, len(axes))
         ndim = len(axes)
         # Planes of deep blosc chunks in local files decode only their blosc blocks;
-        # other reads go through the decoded-chunk cache (plane after plane from deep chunks).
+        # other reads go through the decoded-chunk cache (plane after plane from deep
+        # chunks), below which single whole blosc chunks in local files skip zarr.
         sources = [
-            ChunkSource(PartialReads(CachedReads(a)), self.loc.describe(self.loc.join(path, p)))
+            ChunkSource(
+                PartialReads(CachedReads(WholeChunkReads(a))),
+                self.loc.describe(self.loc.join(path, p)),
+            )
             for a, p in zip(arrays, ms.paths, strict=True)
         ]
         try:

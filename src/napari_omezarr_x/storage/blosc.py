@@ -142,6 +142,16 @@ def _read(f: IO[bytes], start: int, stop: int) -> bytes:
     return data
 
 
+def _open(path: str | os.PathLike[str]) -> IO[bytes] | None:
+    """Chunk file `path` open for reading; None if there is none (the chunk is not stored)."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise NotPartial(str(exc)) from exc
+
+
 def read_part(
     path: str | os.PathLike[str], nbytes: int, start: int, stop: int
 ) -> np.ndarray | None:
@@ -151,12 +161,9 @@ def read_part(
     Reads the header with the block offsets (one read, two for very small
     blocks), then the blocks that hold the bytes, and decodes only those.
     """
-    try:
-        f = open(path, "rb")  # noqa: SIM115 (closed below; FileNotFoundError is an answer)
-    except FileNotFoundError:
+    f = _open(path)
+    if f is None:
         return None
-    except OSError as exc:
-        raise NotPartial(str(exc)) from exc
     with f:
         try:
             stored = os.fstat(f.fileno()).st_size
@@ -171,6 +178,31 @@ def read_part(
         except OSError as exc:
             raise NotPartial(str(exc)) from exc
     return _decode(frame, header.typesize, start, stop)
+
+
+def read_whole(path: str | os.PathLike[str], out: np.ndarray) -> bool:
+    """Decode the chunk stored as a blosc frame in file `path` into C-contiguous `out`
+    (the chunk's full shape and type). False if there is no such file.
+
+    The frame is checked as for a part (format, decoded size, stored size) and
+    decoded by numcodecs' c-blosc, the library zarr's own pipeline uses.
+    """
+    from numcodecs import blosc as extension
+
+    f = _open(path)
+    if f is None:
+        return False
+    with f:
+        try:
+            data = _read(f, 0, os.fstat(f.fileno()).st_size)
+        except OSError as exc:
+            raise NotPartial(str(exc)) from exc
+    _header(data[:HEADER_BYTES], out.nbytes, len(data))
+    try:
+        extension.decompress(data, out)
+    except (RuntimeError, ValueError) as exc:
+        raise NotPartial(f"blosc could not decode the chunk: {exc}") from exc
+    return True
 
 
 def _frame(f: IO[bytes], head: bytes, header: _Header, start: int, stop: int) -> bytes:
