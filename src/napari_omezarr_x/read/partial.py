@@ -96,6 +96,13 @@ class _BloscFiles:
             raise AttributeError(name)
         return getattr(self.array, name)
 
+    def _bounds(self, key: Any) -> tuple[list[tuple[int, int]], tuple[int, ...]] | None:
+        """The region `key` reads and the axes it drops, for a basic index of an array
+        whose chunk files are read here; None otherwise (zarr reads it)."""
+        if self._folder is None:
+            return None
+        return basic_bounds(key, self.array.shape)
+
 
 class PartialReads(_BloscFiles):
     """A zarr array (or a wrapper of one) whose small reads of blosc-compressed chunks
@@ -108,18 +115,16 @@ class PartialReads(_BloscFiles):
             self._folder = None
 
     def __getitem__(self, key: Any) -> Any:
-        if self._folder is not None:
-            parsed = basic_bounds(key, self.array.shape)
-            if parsed is not None:
-                bounds, dropped = parsed
-                parts = self._parts(bounds)
-                if parts is not None:
-                    try:
-                        out = self._read(self._folder, parts, bounds)
-                    except blosc.NotPartial:
-                        pass
-                    else:
-                        return out.squeeze(axis=dropped) if dropped else out
+        parsed = self._bounds(key)
+        parts = None if parsed is None else self._parts(parsed[0])
+        if parts is not None:
+            bounds, dropped = parsed
+            try:
+                out = self._read(self._folder, parts, bounds)
+            except blosc.NotPartial:
+                pass
+            else:
+                return out.squeeze(axis=dropped) if dropped else out
         return self.array[key]
 
     def _parts(self, bounds: Sequence[tuple[int, int]]) -> list[_Part] | None:
@@ -192,15 +197,13 @@ class WholeChunkReads(_BloscFiles):
     file, are decoded in the calling thread without zarr."""
 
     def __getitem__(self, key: Any) -> Any:
-        if self._folder is not None:
-            parsed = basic_bounds(key, self.array.shape)
-            if parsed is not None:
-                bounds, dropped = parsed
-                coords = self._chunk_of(bounds)
-                if coords is not None:
-                    out = self._read(self._folder, coords, bounds)
-                    if out is not None:
-                        return out.squeeze(axis=dropped) if dropped else out
+        parsed = self._bounds(key)
+        coords = None if parsed is None else self._chunk_of(parsed[0])
+        if coords is not None:
+            bounds, dropped = parsed
+            out = self._read(self._folder, coords, bounds)
+            if out is not None:
+                return out.squeeze(axis=dropped) if dropped else out
         return self.array[key]
 
     def _chunk_of(self, bounds: Sequence[tuple[int, int]]) -> tuple[int, ...] | None:

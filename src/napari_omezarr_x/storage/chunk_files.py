@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from . import engine
+from . import blosc, engine
 
 
 class ChunkFiles:
@@ -104,9 +104,8 @@ def chunk_files(array: Any, skip_fill: bool = False) -> ChunkFiles | None:
     """A `ChunkFiles` target for `array`, or None when zarr must write it.
 
     Only arrays in a writable local folder, unsharded, in C order, of a plain
-    numeric data type, whose chunks are `bytes` (+ blosc) or (v2) blosc or
-    uncompressed without filters, on a little-endian machine, and only while
-    the engine allows it.
+    numeric data type, whose chunks are blosc frames or uncompressed items, on a
+    little-endian machine, and only while the engine allows it.
     """
     import zarr.storage
 
@@ -126,46 +125,50 @@ def chunk_files(array: Any, skip_fill: bool = False) -> ChunkFiles | None:
 
 
 def _encoder(array: Any) -> Any:
-    """The function turning a full little-endian chunk into the bytes zarr would store."""
+    """The function turning a full little-endian chunk into the bytes zarr would store:
+    blosc for chunks stored as blosc frames (`blosc.stored_as_blosc_frames`), the items
+    themselves for uncompressed ones."""
     import numcodecs
-    from zarr.codecs import BloscCodec, BytesCodec
 
     metadata = array.metadata
-    if array.metadata.zarr_format == 2:
-        if metadata.filters or getattr(metadata.dtype, "endianness", "little") == "big":
+    if blosc.stored_as_blosc_frames(array):
+        if metadata.zarr_format == 2:
+            # zarr v2 hands numcodecs the chunk itself: items of the array's size.
+            compressor = metadata.compressor
+            return None if "typesize" in compressor.get_config() else compressor.encode
+        codec = metadata.codecs[1]
+        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[codec.shuffle.value]
+        try:
+            # zarr's BloscCodec hands numcodecs bytes with the codec's typesize.
+            compress = numcodecs.Blosc(
+                cname=codec.cname.value,
+                clevel=codec.clevel,
+                shuffle=shuffle,
+                blocksize=codec.blocksize,
+                typesize=codec.typesize,
+            )
+        except TypeError:  # numcodecs before 0.16 has no typesize: zarr then writes it
             return None
-        compressor = metadata.compressor
-        if compressor is None:
-            return _raw
-        if isinstance(compressor, numcodecs.Blosc):
-            return compressor.encode
-        return None
+
+        def encode(chunk: np.ndarray) -> bytes:
+            return compress.encode(chunk.view(np.uint8).reshape(-1))
+
+        return encode
+    return _raw if _uncompressed(metadata) else None
+
+
+def _uncompressed(metadata: Any) -> bool:
+    """Whether chunks are stored as their little-endian items and nothing else."""
+    from zarr.codecs import BytesCodec
+
+    if metadata.zarr_format == 2:
+        little = getattr(metadata.dtype, "endianness", "little") != "big"
+        return metadata.compressor is None and not metadata.filters and little
     codecs = list(metadata.codecs)
-    if array.shards is not None or not codecs or not isinstance(codecs[0], BytesCodec):
-        return None
-    if codecs[0].endian is not None and codecs[0].endian.value != "little":
-        return None
-    if len(codecs) == 1:
-        return _raw
-    if len(codecs) != 2 or not isinstance(codecs[1], BloscCodec):
-        return None
-    blosc = codecs[1]
-    shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[blosc.shuffle.value]
-    try:
-        codec = numcodecs.Blosc(
-            cname=blosc.cname.value,
-            clevel=blosc.clevel,
-            shuffle=shuffle,
-            blocksize=blosc.blocksize,
-            typesize=blosc.typesize,
-        )
-    except TypeError:  # numcodecs before 0.16 has no typesize: zarr then writes it
-        return None
-
-    def encode(chunk: np.ndarray) -> bytes:
-        return codec.encode(chunk.view(np.uint8).reshape(-1))
-
-    return encode
+    if len(codecs) != 1 or not isinstance(codecs[0], BytesCodec):
+        return False
+    endian = codecs[0].endian
+    return endian is None or endian.value == "little"
 
 
 def _raw(chunk: np.ndarray) -> bytes:
